@@ -1,0 +1,98 @@
+// Package mmap maps a file read-only and exposes it as an io.ReaderAt that
+// cannot crash the process: a fault while reading (the file was truncated
+// underneath) becomes an error instead of a SIGBUS.
+package mmap
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+)
+
+// ErrFault is returned by ReadAt when the mapping faults: the file shrank
+// or changed while mapped.
+var ErrFault = errors.New("mmap: memory fault reading mapped file (was it truncated?)")
+
+// File is a read-only memory-mapped file.
+type File struct {
+	name  string
+	data  []byte
+	unmap func() error
+}
+
+// Open maps path read-only. An empty file maps to an empty File.
+func Open(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	size := st.Size()
+	if size == 0 {
+		return &File{name: path, unmap: func() error { return nil }}, nil
+	}
+	if int64(int(size)) != size {
+		return nil, fmt.Errorf("%s: file too large to map on this platform", path)
+	}
+	data, unmap, err := mapFile(f, int(size))
+	if err != nil {
+		return nil, fmt.Errorf("mmap %s: %w", path, err)
+	}
+	return &File{name: path, data: data, unmap: unmap}, nil
+}
+
+// Name is the path given to Open.
+func (m *File) Name() string { return m.name }
+
+// Len is the mapped size in bytes.
+func (m *File) Len() int64 { return int64(len(m.data)) }
+
+// Bytes returns the whole mapping. Touching it after the file was truncated
+// can fault; callers that must survive that use ReadAt.
+func (m *File) Bytes() []byte { return m.data }
+
+// ReadAt implements io.ReaderAt over the mapping, turning faults into
+// ErrFault.
+func (m *File) ReadAt(p []byte, off int64) (n int, err error) {
+	if off < 0 {
+		return 0, errors.New("mmap: negative offset")
+	}
+	if off >= int64(len(m.data)) {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			n, err = 0, ErrFault
+		}
+	}()
+	n = copy(p, m.data[off:])
+	if n < len(p) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Close unmaps the file. The slices returned by Bytes are invalid after.
+func (m *File) Close() error {
+	if m.unmap == nil {
+		return nil
+	}
+	err := m.unmap()
+	m.unmap = nil
+	m.data = nil
+	return err
+}
