@@ -1,0 +1,47 @@
+# qtool — see README.md. `make demo` runs the main job on the bundled model;
+# `make test` runs every test (Go unit tests, reference-client interop tests,
+# short fuzzing of every parser).
+GO        ?= go
+BIN       ?= bin/qtool
+FUZZTIME  ?= 10s
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/qtool-dev/qtool/cmd/internal/cli.Version=$(VERSION)
+NODE_DIR  := formats/interop/node
+
+.PHONY: all build test unit vet fuzz bench demo deps fixtures clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/qtool
+
+# Reference clients the interop tests drive (pinned in package-lock.json).
+deps:
+	@if [ -f $(NODE_DIR)/package.json ]; then \
+		(cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error); \
+	fi
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+# Run every fuzz target for FUZZTIME each.
+fuzz:
+	@scripts/fuzz-all.sh $(FUZZTIME)
+
+test: deps vet unit fuzz
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build
+	@scripts/demo.sh $(BIN)
+
+fixtures:
+	$(GO) run ./fixtures/cmd/genmodel --preset tiny --format gguf -o fixtures/synthetic/tiny.gguf --force
+
+clean:
+	rm -rf bin
