@@ -51,7 +51,7 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, nested bool) {
 		st := time.Now()
 		defer func() {
-			if d := time.Since(st); d > 300*time.Millisecond {
+			if d := time.Since(st); d > 20*time.Millisecond {
 				os.WriteFile(fmt.Sprintf("/tmp/slow-%d-%v.bin", d.Milliseconds(), nested), data, 0o644)
 			}
 		}()

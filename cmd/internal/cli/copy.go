@@ -107,7 +107,7 @@ func runCopy(ctx context.Context, opts *CopyOptions) error {
 		if inFormat == detect.GGUF {
 			err = gguf.Write(ctx, opts.IO.Out, src.Meta(), ts, ggufWriteOptions(src, opts))
 		} else {
-			err = safetensors.Write(ctx, opts.IO.Out, stringMeta(src.Meta()), ts)
+			err = safetensors.WriteMeta(ctx, opts.IO.Out, src.Meta(), ts)
 		}
 		return err
 	case inFormat == detect.GGUF:
@@ -115,7 +115,7 @@ func runCopy(ctx context.Context, opts *CopyOptions) error {
 	case outFolder:
 		err = copyToFolder(ctx, src, ts, opts, shard)
 	default:
-		err = writeSafetensorsFile(ctx, opts.Out, stringMeta(src.Meta()), ts, opts.Force)
+		err = writeSafetensorsFile(ctx, opts.Out, src.Meta(), ts, opts.Force)
 	}
 	if err != nil {
 		return err
@@ -175,13 +175,13 @@ func stringMeta(m *formats.Meta) map[string]string {
 	return out
 }
 
-func writeSafetensorsFile(ctx context.Context, path string, meta map[string]string, ts []formats.Tensor, force bool) error {
+func writeSafetensorsFile(ctx context.Context, path string, meta *formats.Meta, ts []formats.Tensor, force bool) error {
 	f, err := outfile.Create(path, outfile.Options{Force: force})
 	if err != nil {
 		return err
 	}
 	defer f.Abort()
-	if err := safetensors.Write(ctx, f, meta, ts); err != nil {
+	if err := safetensors.WriteMeta(ctx, f, meta, ts); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Commit()

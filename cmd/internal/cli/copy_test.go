@@ -145,3 +145,20 @@ func TestInterruptLeavesNothing(t *testing.T) {
 		t.Fatalf("left behind after interrupt: %v", es[0].Name())
 	}
 }
+
+func TestCopySafetensorsIsByteIdentical(t *testing.T) {
+	in := filepath.Join(stGoldens, "all_dtypes.safetensors")
+	code, out, errOut := run(t, "copy", in, "-o", "-")
+	want, _ := os.ReadFile(in)
+	if code != ExitOK || !bytes.Equal([]byte(out), want) {
+		t.Fatalf("copy -o - of all_dtypes.safetensors: exit %d, identical=%v: %s", code, bytes.Equal([]byte(out), want), errOut)
+	}
+	dst := filepath.Join(t.TempDir(), "x.safetensors")
+	if code, _, errOut := run(t, "copy", in, "-o", dst); code != ExitOK {
+		t.Fatal(errOut)
+	}
+	got, _ := os.ReadFile(dst)
+	if !bytes.Equal(got, want) {
+		t.Fatal("copy to file differs")
+	}
+}
