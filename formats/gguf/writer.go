@@ -47,7 +47,7 @@ func writePlanned(ctx context.Context, w io.Writer, lay *Layout, hdr []byte, ts 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(w, writeBuffer)
+	bw := bufio.NewWriterSize(w, int(min(writeBuffer, max(lay.Size, 16))))
 	if _, err := bw.Write(hdr); err != nil {
 		return fmt.Errorf("gguf: write header: %w", err)
 	}
