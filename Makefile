@@ -24,6 +24,7 @@ deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	@scripts/check-deps.sh
 
 unit:
 	$(GO) test -count=1 ./...
