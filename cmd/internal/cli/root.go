@@ -40,6 +40,9 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 bad input, 4 unsupported input,
 	root.AddCommand(
 		newInspectCmd(f, nil),
 		newCopyCmd(f, nil),
+		newConvertCmd(f, nil),
+		newQuantizeCmd(f, nil),
+		newDequantizeCmd(f, nil),
 		newVersionCmd(f),
 	)
 	return root
