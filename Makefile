@@ -6,7 +6,12 @@ BIN       ?= bin/qtool
 FUZZTIME  ?= 10s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/qtool-dev/qtool/cmd/internal/cli.Version=$(VERSION)
-NODE_DIR  := formats/interop/node
+# npm folders of the reference clients the tests drive (versions pinned in
+# each package.json / package-lock.json).
+NPM_CI    := formats/interop/node formats/vocab/testdata/node
+# node-llama-cpp's lock cannot list the other platforms' binaries (the
+# registry mirror lacks them), so this one is installed, not ci'd.
+NPM_INST  := convert/testdata/node
 
 .PHONY: all build test unit vet fuzz bench demo deps fixtures clean
 
@@ -17,9 +22,15 @@ build:
 
 # Reference clients the interop tests drive (pinned in package-lock.json).
 deps:
-	@if [ -f $(NODE_DIR)/package.json ]; then \
-		(cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error); \
-	fi
+	@for d in $(NPM_CI); do \
+		echo "npm ci in $$d"; \
+		(cd $$d && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || exit 1; \
+	done
+	@for d in $(NPM_INST); do \
+		echo "npm install in $$d"; \
+		npm install --ignore-scripts --no-audit --no-fund --omit=optional --loglevel=error --prefix $$d || exit 1; \
+	done
+	@/usr/bin/python3 -c 'import sentencepiece' 2>/dev/null || echo "note: python3-sentencepiece missing (apt-get install -y python3-sentencepiece); vocab tests will skip"
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
