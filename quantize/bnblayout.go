@@ -251,7 +251,7 @@ func (g *bnbGroup) writeFourBit(w io.Writer) (int64, error) {
 	n, _ := g.ti.NumElements()
 	nb := int(ceilDiv(n, int64(g.block)))
 	kind := g.kind()
-	opt := Options4Bit{ExactZeroBlocks: true, Workers: g.o.workers}
+	opt := Options4Bit{ExactZeroBlocks: true}
 	var all, recon []float32
 	if g.dq {
 		all = make([]float32, nb)
@@ -273,6 +273,7 @@ func (g *bnbGroup) writeFourBit(w io.Writer) (int64, error) {
 	err := g.o.eachChunk(g.ti, int64(g.block), func(x []float32, off int64) error {
 		b0, nbc := int(off)/g.block, (len(x)+g.block-1)/g.block
 		packed, am = grow(packed, (len(x)+1)/2), growF(am, nbc)
+		opt.Workers = g.o.workersFor(len(x))
 		if err := Quantize4BitTo(kind, packed, am, x, g.block, opt); err != nil {
 			return tensorError(g.ti.Name, err)
 		}

@@ -214,9 +214,21 @@ type Config struct {
 	// Type. bitsandbytes output keeps embeddings (transformers does not
 	// load quantized ones) and accepts only float casts here.
 	TokenEmbeddingType Type
+	// Mix applies llama-quantize's default per-tensor type mix for Type
+	// (what llama-quantize does without --pure; mix.go lists the rules):
+	// the output matrix, and some attn_v and ffn_down layers, get more
+	// bits. false gives every weight Type, as --pure does. GGUF only.
+	Mix bool
 	// Workers bounds the goroutines of one tensor's quantization; 0 means
 	// GOMAXPROCS. Output bytes do not depend on it.
 	Workers int
+	// MaxMemory bounds the working memory of the plan while it is written,
+	// in bytes: the chunk buffers of the tensor being converted and its
+	// whole-tensor scale vectors (memNeed in stats.go). 0 means
+	// DefaultMaxMemory. Chunks shrink to fit it, and with them the number
+	// of goroutines a chunk is split over; Plan refuses a value below what
+	// one tensor needs (ErrMemoryLimit). Output bytes do not depend on it.
+	MaxMemory int64
 	// Stats computes, while each tensor is written, the RMSE and the
 	// largest absolute error of dequantize(quantize(x)) against x.
 	Stats bool
@@ -241,6 +253,9 @@ var (
 	// ErrBadQuantState: a bitsandbytes companion tensor or quant_state
 	// JSON is malformed or disagrees with its weight.
 	ErrBadQuantState = formats.NewRule("malformed bitsandbytes quantization state", formats.ErrFormat)
+	// ErrMemoryLimit: Config.MaxMemory (DequantConfig.MaxMemory) is below
+	// what the largest tensor needs; the message names it and the minimum.
+	ErrMemoryLimit = formats.NewRule("working memory limit too small", formats.ErrLimit)
 )
 
 // container returns the output container, inferred from Type when unset.
@@ -278,6 +293,12 @@ func (c *Config) validate() error {
 	}
 	if err := storable(c.Type, f); err != nil {
 		return err
+	}
+	if c.Mix && f != GGUF {
+		return fmt.Errorf("quantize: llama-quantize's type mixes apply to GGUF output only: %w", ErrBadConfig)
+	}
+	if c.MaxMemory < 0 {
+		return fmt.Errorf("quantize: negative memory limit %d: %w", c.MaxMemory, ErrBadConfig)
 	}
 	for _, r := range c.TypeFor {
 		if err := storable(r.Type, f); err != nil {

@@ -18,6 +18,9 @@ type DequantConfig struct {
 	Format Container
 	// Workers bounds the goroutines of one tensor; 0 means GOMAXPROCS.
 	Workers int
+	// MaxMemory bounds the working memory as Config.MaxMemory does; 0
+	// means DefaultMaxMemory.
+	MaxMemory int64
 	// Progress, when set, is called as source bytes are consumed.
 	Progress func(done, total int64)
 }
@@ -48,7 +51,10 @@ func Dequant(src formats.Source, cfg DequantConfig) (*Output, error) {
 	if f == "" {
 		f = guessContainer(src)
 	}
-	o := newOutput(src, f, cfg.Workers, false, cfg.Progress)
+	if cfg.MaxMemory < 0 {
+		return nil, fmt.Errorf("quantize: negative memory limit %d: %w", cfg.MaxMemory, ErrBadConfig)
+	}
+	o := newOutput(src, f, cfg.Workers, cfg.MaxMemory, false, cfg.Progress)
 	var err error
 	switch f {
 	case GGUF:
@@ -59,6 +65,9 @@ func Dequant(src formats.Source, cfg DequantConfig) (*Output, error) {
 		err = fmt.Errorf("quantize: unknown format %q: %w", f, ErrBadConfig)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := o.fitMemory(); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -84,6 +93,7 @@ func guessContainer(src formats.Source) Container {
 func (o *Output) dequantGGUF(to formats.DType) error {
 	for _, ti := range o.src.Tensors() {
 		if !ti.DType.Quantized() {
+			o.needs = append(o.needs, copyNeed(ti))
 			o.add(decisionFor(ti, keep("not quantized"), ti.DType.String()), o.copied(ti))
 			continue
 		}
@@ -91,6 +101,7 @@ func (o *Output) dequantGGUF(to formats.DType) error {
 			return fmt.Errorf("quantize: tensor %q: cannot dequantize %v: %w", ti.Name, ti.DType, formats.ErrUnsupported)
 		}
 		t := typeOfDType(to)
+		o.needs = append(o.needs, memNeed{name: ti.Name, unit: max(rowLength(ti.Shape), 1), unitName: "row"})
 		o.add(decisionFor(ti, choice{typ: t, asked: t}, to.String()), o.converted(ti, to))
 	}
 	m := o.src.Meta().Clone()
@@ -143,6 +154,7 @@ func (o *Output) dequantBNB(to formats.DType) error {
 			o.addDequantGroup(g, to)
 		case member[ti.Name]:
 		default:
+			o.needs = append(o.needs, copyNeed(ti))
 			o.add(decisionFor(ti, keep("not quantized"), ti.DType.String()), o.copied(ti))
 		}
 	}
@@ -351,6 +363,12 @@ func (o *Output) addDequantGroup(g *bnbSource, to formats.DType) {
 	for _, m := range g.members {
 		d.BytesIn += m.Size
 	}
+	// The scales as float32 plus their bytes as read.
+	need := memNeed{name: g.weight.Name, unit: int64(g.block), unitName: "block", side: 4*ceilDiv(n, int64(max(g.block, 1))) + g.absmax.Size}
+	if g.typ == TypeInt8 {
+		need.unit, need.unitName, need.side = g.shape[1], "row", 4*g.shape[0]+g.absmax.Size
+	}
+	o.needs = append(o.needs, need)
 	o.add(d, formats.Tensor{TensorInfo: outInfo(g.weight.Name, to, g.shape), Data: &dequantWriter{o: o, g: g, to: to, companions: d.BytesIn - g.weight.Size}})
 }
 
@@ -373,7 +391,7 @@ func (d *dequantWriter) WriteTo(w io.Writer) (int64, error) {
 	if g.typ == TypeInt8 {
 		unit = g.shape[1]
 	}
-	per := max(unit, chunkElems/unit*unit)
+	per := d.o.chunkFor(g.weight.Name, unit)
 	read, err := d.o.rawReader(g.weight)
 	if err != nil {
 		return 0, err
@@ -452,7 +470,7 @@ func (d *dequantWriter) decode(x []float32, raw []byte, scales []float32) error 
 		return nil
 	}
 	if tbl := g.kind.Table(); sameTable(g.table, tbl[:]) {
-		return Dequantize4BitTo(g.kind, x, raw, scales, g.block, Options4Bit{Workers: d.o.workers})
+		return Dequantize4BitTo(g.kind, x, raw, scales, g.block, Options4Bit{Workers: d.o.workersFor(len(x))})
 	}
 	// A quant_map other than bitsandbytes' table: use the file's.
 	for i := range x {

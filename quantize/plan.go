@@ -34,6 +34,10 @@ type Output struct {
 
 	src      formats.Source
 	workers  int
+	budget   int64            // working-memory bound (Config.MaxMemory)
+	needs    []memNeed        // what each source tensor needs of it
+	chunk    map[string]int64 // elements per chunk, by source tensor
+	spans    []int            // output tensors per decision, in order
 	stats    bool
 	progress func(done, total int64)
 	total    int64
@@ -45,19 +49,21 @@ type Output struct {
 	hf hfConfigEdit // what RewriteConfig does to config.json
 }
 
-// chunkElems is about how many elements one chunk of a tensor holds while
-// it is converted: 4 MiB of float32.
+// chunkElems is the most elements one chunk of a tensor holds while it is
+// converted (4 MiB of float32); a memory bound may make chunks smaller.
 const chunkElems = 1 << 20
 
 // Plan decides, for every tensor of src, whether and how it is quantized
 // (see policy.go), and returns the lazy output. Nothing is written; for
 // double quantization Plan reads each quantized weight once to compute
 // its nested offset, which the quant_state JSON (whose length the file
-// layout needs) holds.
+// layout needs) holds. Every tensor's memory need is checked against
+// Config.MaxMemory before any data is read.
 //
-// GGUF output follows llama-quantize: the ggml types, the input KVs in
-// order followed by general.quantization_version = 2 and
-// general.file_type, and its tensor order (non-"blk." tensors by name,
+// GGUF output follows llama-quantize: with Config.Mix its default type
+// mix (mix.go), else every weight of Type (--pure); the ggml types; the
+// input KVs in order followed by general.quantization_version = 2 and
+// general.file_type; and its tensor order (non-"blk." tensors by name,
 // then each layer's by name). Safetensors output uses bitsandbytes'
 // layout (bnblayout.go).
 func Plan(src formats.Source, cfg Config) (*Output, error) {
@@ -65,21 +71,35 @@ func Plan(src formats.Source, cfg Config) (*Output, error) {
 		return nil, err
 	}
 	f := cfg.container()
-	o := newOutput(src, f, cfg.Workers, cfg.Stats, cfg.Progress)
+	o := newOutput(src, f, cfg.Workers, cfg.MaxMemory, cfg.Stats, cfg.Progress)
 	infos := src.Tensors()
+	var mix *mixer
 	if f == Safetensors {
 		if name, ok := bnbQuantized(infos); ok {
 			return nil, fmt.Errorf("quantize: tensor %q: the model is already quantized with bitsandbytes; run 'qtool dequantize' first: %w", name, ErrAlreadyQuantized)
 		}
 	} else {
 		infos = llamaQuantizeOrder(infos)
+		if cfg.Mix {
+			mix = newMixer(cfg.Type, infos, src.Meta())
+		}
 	}
 	var bnb *bnbSettings
 	if f == Safetensors {
 		bnb = &bnbSettings{typ: cfg.Type, block: cfg.block(cfg.Type), dq: cfg.DoubleQuant}
 	}
-	for _, ti := range infos {
-		ch := cfg.decide(ti, f)
+	// Decide every tensor and check the memory bound before reading any
+	// data (double quantization reads weights while planning).
+	choices := make([]choice, len(infos))
+	for i, ti := range infos {
+		choices[i] = cfg.decideWith(ti, f, mix)
+		o.needs = append(o.needs, planNeed(ti, choices[i], cfg))
+	}
+	if err := o.fitMemory(); err != nil {
+		return nil, err
+	}
+	for i, ti := range infos {
+		ch := choices[i]
 		var err error
 		switch {
 		case ch.typ == TypeNone:
@@ -112,11 +132,14 @@ func Plan(src formats.Source, cfg Config) (*Output, error) {
 // Every error wraps ErrTypeNotStorable or ErrBadConfig.
 func (c Config) Validate() error { return c.validate() }
 
-func newOutput(src formats.Source, f Container, workers int, stats bool, progress func(int64, int64)) *Output {
+func newOutput(src formats.Source, f Container, workers int, budget int64, stats bool, progress func(int64, int64)) *Output {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	return &Output{Format: f, src: src, workers: workers, stats: stats, progress: progress}
+	if budget <= 0 {
+		budget = DefaultMaxMemory
+	}
+	return &Output{Format: f, src: src, workers: workers, budget: budget, stats: stats, progress: progress}
 }
 
 // decisionFor starts the Decision of a tensor.
@@ -124,7 +147,7 @@ func decisionFor(ti formats.TensorInfo, ch choice, to string) Decision {
 	n, _ := ti.NumElements()
 	return Decision{
 		Name: ti.Name, From: ti.DType.String(), To: to,
-		Type: ch.typ, Asked: ch.asked, Fallback: ch.fallback, Kept: ch.kept,
+		Type: ch.typ, Asked: ch.asked, Fallback: ch.fallback, Kept: ch.kept, Rule: ch.rule,
 		Params: n, BytesIn: ti.Size,
 	}
 }
@@ -136,6 +159,7 @@ func (o *Output) add(d Decision, ts ...formats.Tensor) {
 		d.BytesOut += t.Size
 	}
 	o.decisions = append(o.decisions, d)
+	o.spans = append(o.spans, len(ts))
 	o.Tensors = append(o.Tensors, ts...)
 	o.total += d.BytesIn
 }
@@ -271,7 +295,7 @@ type copyWriter struct {
 
 func (c *copyWriter) WriteTo(w io.Writer) (int64, error) {
 	var written int64
-	err := c.o.eachRaw(c.ti, rowLength(c.ti.Shape), true, func(raw []byte, _, _ int64) error {
+	err := c.o.eachRaw(c.ti, 1, true, func(raw []byte, _, _ int64) error {
 		n, err := w.Write(raw)
 		written += int64(n)
 		return err
@@ -359,12 +383,19 @@ func (o *Output) eachChunk(ti formats.TensorInfo, unit int64, fn func(x []float3
 // minParallelDecode is the fewest elements per goroutine worth a split.
 const minParallelDecode = 1 << 16
 
+// workersFor is how many goroutines a chunk of n elements is split over:
+// the plan's workers, fewer when the chunk (sized by the memory bound) is
+// too small to give each at least minParallelDecode elements.
+func (o *Output) workersFor(n int) int {
+	return max(1, min(o.workers, n/minParallelDecode))
+}
+
 // decodeParallel is decodeFloats split over the plan's workers at block
 // boundaries (widening f16 is as costly as quantizing to Q8_0).
 func (o *Output) decodeParallel(dst []float32, raw []byte, d formats.DType) error {
 	bs, bb := int(d.BlockSize()), int(d.BlockBytes())
 	nb := len(dst) / bs
-	workers := min(o.workers, len(dst)/minParallelDecode)
+	workers := o.workersFor(len(dst))
 	if workers <= 1 {
 		return decodeFloats(dst, raw, d)
 	}
@@ -397,7 +428,7 @@ func (o *Output) eachRaw(ti formats.TensorInfo, unit int64, count bool, fn func(
 	}
 	bs, bb := ti.DType.BlockSize(), ti.DType.BlockBytes()
 	unit = max(unit, bs, 1)
-	per := max(unit, chunkElems/unit*unit)
+	per := o.chunkFor(ti.Name, unit)
 	read, err := o.rawReader(ti)
 	if err != nil {
 		return err
@@ -475,4 +506,38 @@ func growF(b []float32, n int) []float32 {
 		return make([]float32, n)
 	}
 	return b[:n]
+}
+
+// Shards cuts the output tensors, in order, into consecutive groups whose
+// data stay within maxBytes, never separating the tensors made from one
+// source tensor: a bitsandbytes weight and its companions (absmax,
+// quant_map, nested_*, quant_state, SCB, weight_format) always share a
+// file, which transformers needs to rebuild the quantization state. A
+// group above maxBytes gets a shard of its own; maxBytes 0 gives one
+// shard.
+func (o *Output) Shards(maxBytes int64) [][]formats.Tensor {
+	if maxBytes <= 0 || len(o.Tensors) == 0 {
+		return [][]formats.Tensor{o.Tensors}
+	}
+	var (
+		shards [][]formats.Tensor
+		cur    []formats.Tensor
+		size   int64
+		at     int
+	)
+	for _, n := range o.spans {
+		group := o.Tensors[at : at+n]
+		at += n
+		var g int64
+		for _, t := range group {
+			g += t.Size
+		}
+		if len(cur) > 0 && g > maxBytes-size {
+			shards = append(shards, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, group...)
+		size += g
+	}
+	return append(shards, cur)
 }

@@ -19,7 +19,7 @@ import (
 //  2. --keep;
 //  3. --type-for (first match);
 //  4. the output projection and the token embedding (flags, containers);
-//  5. Type.
+//  5. Type, or with Config.Mix llama-quantize's mix for Type (mix.go).
 //
 // A ggml type whose block does not divide the row length then falls back
 // as llama-quantize does (GGUF-LLAMACPP.md §3.2).
@@ -30,26 +30,37 @@ type choice struct {
 	asked    Type   // what was asked before any fallback
 	fallback string // why typ differs from asked
 	kept     string // why the tensor is copied unchanged
+	rule     string // why the mix asked for a type other than Config.Type
 }
 
 func keep(why string) choice { return choice{kept: why} }
 
-// decide applies the policy of Config c to one tensor for container f.
+// decide applies the policy of Config c to one tensor for container f,
+// without the mix.
 func (c *Config) decide(ti formats.TensorInfo, f Container) choice {
+	return c.decideWith(ti, f, nil)
+}
+
+// decideWith is decide with the mix rules of m (nil: none).
+func (c *Config) decideWith(ti formats.TensorInfo, f Container, m *mixer) choice {
 	if why := notAWeightMatrix(ti, f); why != "" {
 		return keep(why)
 	}
 	if matchAny(c.Keep, ti.Name) {
 		return keep("--keep")
 	}
-	t, why := c.requested(ti, f)
+	t, why, byDefault := c.requested(ti, f)
+	rule := ""
+	if byDefault && m != nil {
+		t, rule = m.rule(ti)
+	}
 	if t == TypeNone {
 		return keep(why)
 	}
 	if !t.BNB() && t.DType() == ti.DType {
 		return keep("already " + ti.DType.String())
 	}
-	ch := choice{typ: t, asked: t}
+	ch := choice{typ: t, asked: t, rule: rule}
 	if f == GGUF {
 		ch.typ, ch.fallback = fitRow(ti, t)
 	}
@@ -57,30 +68,31 @@ func (c *Config) decide(ti formats.TensorInfo, f Container) choice {
 }
 
 // requested is the type rules 3–5 ask for; TypeNone with a reason when the
-// tensor is to be kept.
-func (c *Config) requested(ti formats.TensorInfo, f Container) (Type, string) {
+// tensor is to be kept. byDefault reports rule 5, the one the mix may
+// change.
+func (c *Config) requested(ti formats.TensorInfo, f Container) (t Type, why string, byDefault bool) {
 	for _, r := range c.TypeFor {
 		if r.Pattern.MatchString(ti.Name) {
-			return r.Type, ""
+			return r.Type, "", false
 		}
 	}
 	switch {
 	case isOutputProjection(ti.Name):
 		if f == Safetensors {
-			return TypeNone, "output projection (bitsandbytes keeps lm_head unquantized)"
+			return TypeNone, "output projection (bitsandbytes keeps lm_head unquantized)", false
 		}
 		if c.LeaveOutput {
-			return TypeNone, "output projection (--leave-output-tensor)"
+			return TypeNone, "output projection (--leave-output-tensor)", false
 		}
 	case isTokenEmbedding(ti.Name):
 		if c.TokenEmbeddingType != TypeNone {
-			return c.TokenEmbeddingType, ""
+			return c.TokenEmbeddingType, "", false
 		}
 		if f == Safetensors {
-			return TypeNone, "embedding (not a Linear layer)"
+			return TypeNone, "embedding (not a Linear layer)", false
 		}
 	}
-	return c.Type, ""
+	return c.Type, "", true
 }
 
 // notAWeightMatrix says why a tensor is not a candidate at all, or "".

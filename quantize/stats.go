@@ -2,6 +2,7 @@ package quantize
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 
 	"github.com/qtool-dev/qtool/formats"
@@ -25,6 +26,9 @@ type Decision struct {
 	Asked Type `json:"-"`
 	// Fallback says why Type differs from Asked ("" when it does not).
 	Fallback string `json:"fallback,omitempty"`
+	// Rule says why llama-quantize's mix (Config.Mix) asked for a type
+	// other than Config.Type ("" when it did not).
+	Rule string `json:"rule,omitempty"`
 	// Kept says why the tensor was copied unchanged ("" when it was not).
 	Kept string `json:"kept,omitempty"`
 	// Params is the number of elements.
@@ -165,4 +169,114 @@ func firstBadRaw(raw []byte, d formats.DType, lo, hi int) int {
 		}
 	}
 	return lo
+}
+
+// Working memory (Config.MaxMemory).
+
+// DefaultMaxMemory is the working-memory bound of a plan when
+// Config.MaxMemory (DequantConfig.MaxMemory) is 0: 512 MiB.
+const DefaultMaxMemory = 512 << 20
+
+// chunkElemCost bounds the bytes one element of a chunk occupies while it
+// is converted: its source bytes when read through Section (at most 4),
+// its float32 value (4), its output bytes (at most 4), its reconstruction
+// for statistics (4) and kernel scratch such as int8 codes (1).
+const chunkElemCost = 17
+
+// memNeed is what one source tensor needs of the memory bound: chunks of
+// whole units (rows or blocks) at chunkElemCost bytes per element, plus
+// vectors held for the whole tensor (block or row scales, double
+// quantization's codes).
+type memNeed struct {
+	name     string
+	unit     int64  // elements of the smallest chunk
+	unitName string // "row", "block"
+	side     int64  // bytes held for the whole tensor
+}
+
+// min is the least memory the tensor can be converted in.
+func (m memNeed) min() int64 { return m.side + m.unit*chunkElemCost }
+
+// planNeed is the memory need of one planned tensor.
+func planNeed(ti formats.TensorInfo, ch choice, cfg Config) memNeed {
+	m := memNeed{name: ti.Name, unit: max(rowLength(ti.Shape), 1), unitName: "row"}
+	n, _ := ti.NumElements()
+	switch ch.typ {
+	case TypeNone:
+		m = copyNeed(ti)
+	case TypeNF4, TypeFP4:
+		// Block absmax as float32, its byte image, and under double
+		// quantization also the centred copy, the codes and the
+		// reconstruction for --stats.
+		block := int64(cfg.block(ch.typ))
+		per := int64(8)
+		if cfg.DoubleQuant {
+			per = 20
+		}
+		m.unit, m.unitName, m.side = block, "block", ceilDiv(n, block)*per
+	case TypeInt8Block:
+		block := int64(cfg.block(ch.typ))
+		m.unit, m.unitName, m.side = block, "block", ceilDiv(n, block)*8
+	case TypeInt8:
+		m.side = ti.Shape[0] * 8 // SCB as float32 and its byte image
+	}
+	return m
+}
+
+// copyNeed is the memory need of a tensor copied unchanged: chunks of
+// whole blocks of its dtype.
+func copyNeed(ti formats.TensorInfo) memNeed {
+	return memNeed{name: ti.Name, unit: max(ti.DType.BlockSize(), 1), unitName: "block"}
+}
+
+// fitMemory checks every tensor's need against the bound and sizes each
+// tensor's chunks: as many whole units as the bound leaves after the
+// tensor's scale vectors, at most chunkElems. The goroutines a chunk is
+// split over follow from its size (workersFor; the ggml kernels give each
+// at least 128 blocks), so a small bound also means fewer of them. Too small a bound
+// fails with ErrMemoryLimit, naming the tensor that needs the most.
+func (o *Output) fitMemory() error {
+	o.chunk = make(map[string]int64, len(o.needs))
+	worst := -1
+	var most int64
+	for i, m := range o.needs {
+		if need := m.min(); need > most {
+			worst, most = i, need
+		}
+	}
+	if most > o.budget {
+		m := o.needs[worst]
+		return fmt.Errorf("quantize: working memory limit of %s is too small: tensor %q needs at least %s (one %d-element %s at %d bytes per element, plus %s of scales held for the whole tensor): %w",
+			sizeText(o.budget), m.name, sizeText(most), m.unit, m.unitName, chunkElemCost, sizeText(m.side), ErrMemoryLimit)
+	}
+	for _, m := range o.needs {
+		per := min(chunkElems, (o.budget-m.side)/chunkElemCost)
+		o.chunk[m.name] = max(m.unit, per/m.unit*m.unit)
+	}
+	o.needs = nil
+	return nil
+}
+
+// chunkFor is the number of elements per chunk of a source tensor, a
+// multiple of unit.
+func (o *Output) chunkFor(name string, unit int64) int64 {
+	per, ok := o.chunk[name]
+	if !ok {
+		per = chunkElems
+	}
+	return max(unit, per/unit*unit)
+}
+
+// sizeText renders a byte count for messages: "196608 bytes (192.0 KiB)".
+func sizeText(n int64) string {
+	units := []string{"KiB", "MiB", "GiB", "TiB"}
+	if n < 1024 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	f, i := float64(n)/1024, 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	return fmt.Sprintf("%d bytes (%.1f %s)", n, f, units[i])
 }

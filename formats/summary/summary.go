@@ -1,6 +1,8 @@
 // Package summary describes a formats.Source for people and scripts: the
 // metadata as JSON-ready values, the tensor table and the totals
-// (parameters, bytes, bits per parameter by dtype). It reads headers only.
+// (parameters, bytes, bits per parameter by dtype). It reads headers, and
+// of bitsandbytes-quantized models the small quant_state JSON tensors,
+// which give each quantized weight's original shape (bnb.go).
 package summary
 
 import (
@@ -40,15 +42,19 @@ type Entry struct {
 // Raw is the typed value.
 func (e Entry) Raw() formats.Value { return e.raw }
 
-// Tensor is one row of the tensor table.
+// Tensor is one row of the tensor table. A bitsandbytes group is one row:
+// its weight's name, the logical dtype (NF4, FP4, INT8, INT8_BLOCK), the
+// original shape and element count, the bytes of every member, the
+// weight's offset and file, and the other members' names in Parts.
 type Tensor struct {
-	Name   string  `json:"name"`
-	DType  string  `json:"dtype"`
-	Shape  []int64 `json:"shape"`
-	Params int64   `json:"parameters"`
-	Bytes  int64   `json:"bytes"`
-	Offset int64   `json:"offset"`
-	File   string  `json:"file,omitempty"`
+	Name   string   `json:"name"`
+	DType  string   `json:"dtype"`
+	Shape  []int64  `json:"shape"`
+	Params int64    `json:"parameters"`
+	Bytes  int64    `json:"bytes"`
+	Offset int64    `json:"offset"`
+	File   string   `json:"file,omitempty"`
+	Parts  []string `json:"parts,omitempty"`
 }
 
 // DTypeTotal sums the tensors of one dtype.
@@ -107,34 +113,45 @@ func (f *Filter) Match(name string) bool {
 	return ok
 }
 
-// Build describes src. Only tensors passing filter are listed and totalled.
+// Build describes src. Only tensors passing filter are listed and totalled;
+// a bitsandbytes group passes when its weight's name does.
 func Build(src formats.Source, pathName, format string, details map[string]any, filter *Filter) Report {
 	r := Report{Path: pathName, Format: format, Details: details, Metadata: []Entry{}, Tensors: []Tensor{}}
 	for _, kv := range src.Meta().KVs() {
 		r.Metadata = append(r.Metadata, NewEntry(kv))
 	}
-	by := map[formats.DType]*DTypeTotal{}
+	groups, member := bnbGroups(src)
+	by := map[string]*DTypeTotal{}
 	for _, t := range src.Tensors() {
 		if !filter.Match(t.Name) {
 			continue
 		}
-		n, _ := t.NumElements()
-		shape := t.Shape
-		if shape == nil {
-			shape = []int64{}
+		var row Tensor
+		switch g := groups[t.Name]; {
+		case g != nil:
+			row = g.row()
+		case member[t.Name]:
+			continue
+		default:
+			n, _ := t.NumElements()
+			shape := t.Shape
+			if shape == nil {
+				shape = []int64{}
+			}
+			row = Tensor{Name: t.Name, DType: t.DType.String(), Shape: shape, Params: n, Bytes: t.Size, Offset: t.Offset, File: t.File}
 		}
-		r.Tensors = append(r.Tensors, Tensor{Name: t.Name, DType: t.DType.String(), Shape: shape, Params: n, Bytes: t.Size, Offset: t.Offset, File: t.File})
-		d := by[t.DType]
+		r.Tensors = append(r.Tensors, row)
+		d := by[row.DType]
 		if d == nil {
-			d = &DTypeTotal{DType: t.DType.String()}
-			by[t.DType] = d
+			d = &DTypeTotal{DType: row.DType}
+			by[row.DType] = d
 		}
 		d.Tensors++
-		d.Params += n
-		d.Bytes += t.Size
+		d.Params += row.Params
+		d.Bytes += row.Bytes
 		r.Totals.Tensors++
-		r.Totals.Params += n
-		r.Totals.Bytes += t.Size
+		r.Totals.Params += row.Params
+		r.Totals.Bytes += row.Bytes
 	}
 	r.Totals.BitsPerParam = bitsPer(r.Totals.Bytes, r.Totals.Params)
 	r.Totals.ByDType = []DTypeTotal{}

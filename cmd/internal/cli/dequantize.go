@@ -12,11 +12,13 @@ import (
 
 // DequantizeOptions are the inputs of `qtool dequantize`.
 type DequantizeOptions struct {
-	IO      *IOStreams
-	In, Out string
-	DType   string
-	Threads int
-	Force   bool
+	IO           *IOStreams
+	In, Out      string
+	DType        string
+	MaxMemory    string
+	MaxShardSize string
+	Threads      int
+	Force        bool
 }
 
 func newDequantizeCmd(f *Factory, runF func(context.Context, *DequantizeOptions) error) *cobra.Command {
@@ -38,7 +40,10 @@ decoded to --dtype, tensor by tensor, with memory bounded by one tensor:
 
 Tensors that are not quantized are copied unchanged. The output keeps the
 input's container: a .gguf file, a .safetensors file, a folder, or "-" for
-standard output. The output appears only when complete.`,
+standard output. The output appears only when complete.
+
+--max-memory bounds the working memory (default 512MiB) as in 'qtool
+quantize'; --max-shard-size splits a folder output into shards.`,
 		Example: `  qtool dequantize model-Q4_K.gguf -o model-f16.gguf --dtype f16
   qtool dequantize ./Llama-3.2-1B-nf4 -o ./Llama-3.2-1B-bf16 --dtype bf16
   qtool dequantize model-int8.safetensors -o - --dtype f32 | sha256sum`,
@@ -54,6 +59,12 @@ standard output. The output appears only when complete.`,
 			if opts.Threads < 0 {
 				return flagErrorf("--threads must not be negative")
 			}
+			if _, err := parseMaxMemory(opts.MaxMemory); err != nil {
+				return err
+			}
+			if _, err := parseShardSize(opts.MaxShardSize); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -63,6 +74,8 @@ standard output. The output appears only when complete.`,
 	fl := cmd.Flags()
 	fl.StringVarP(&opts.Out, "output", "o", "", "output file (.gguf, .safetensors), folder, or - for stdout")
 	fl.StringVar(&opts.DType, "dtype", "", "output dtype of the quantized tensors: f16, bf16 or f32")
+	fl.StringVar(&opts.MaxMemory, "max-memory", defaultMaxMemory, "bound on the working memory (e.g. 512MiB, 64MiB)")
+	fl.StringVar(&opts.MaxShardSize, "max-shard-size", "", "folder output: split the safetensors into shards of at most this size (e.g. 2GB)")
 	fl.IntVar(&opts.Threads, "threads", 0, "goroutines per tensor (default: all CPUs)")
 	fl.BoolVarP(&opts.Force, "force", "f", false, "replace an existing output")
 	return cmd
@@ -105,6 +118,17 @@ func runDequantize(ctx context.Context, opts *DequantizeOptions) error {
 	if err := sameContainer(opts.In, in, target); err != nil {
 		return err
 	}
+	mem, err := parseMaxMemory(opts.MaxMemory)
+	if err != nil {
+		return err
+	}
+	shard, err := parseShardSize(opts.MaxShardSize)
+	if err != nil {
+		return err
+	}
+	if shard > 0 && !target.folder {
+		return flagErrorf("--max-shard-size applies to a Hugging Face folder output, not %s", opts.Out)
+	}
 	src, _, err := detect.Open(opts.In, detect.Options{})
 	if err != nil {
 		return err
@@ -112,11 +136,11 @@ func runDequantize(ctx context.Context, opts *DequantizeOptions) error {
 	defer src.Close()
 	report, finish := opts.IO.progress("dequantize", true)
 	defer finish()
-	out, err := quantize.Dequant(src, quantize.DequantConfig{DType: dtype, Format: containerOf(in), Workers: opts.Threads, Progress: report})
+	out, err := quantize.Dequant(src, quantize.DequantConfig{DType: dtype, Format: containerOf(in), Workers: opts.Threads, MaxMemory: mem, Progress: report})
 	if err != nil {
-		return err
+		return memoryError(err)
 	}
-	if err := writeOutput(ctx, opts.IO, src, out, target, opts.Force); err != nil {
+	if err := writeOutput(ctx, opts.IO, src, out, target, opts.Force, shard); err != nil {
 		return err
 	}
 	finish()
