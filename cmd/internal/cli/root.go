@@ -43,6 +43,9 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 bad input, 4 unsupported input,
 		newConvertCmd(f, nil),
 		newQuantizeCmd(f, nil),
 		newDequantizeCmd(f, nil),
+		newConvertAdapterCmd(f, nil),
+		newLintAdapterCmd(f, nil),
+		newMergeAdapterCmd(f, nil),
 		newVersionCmd(f),
 	)
 	return root
