@@ -39,6 +39,7 @@ vet:
 
 unit:
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -tags noasm ./kernels
 
 # Run every fuzz target for FUZZTIME each.
 fuzz:

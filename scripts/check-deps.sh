@@ -22,6 +22,11 @@ while read -r pkg imports; do
 			"$mod"/quantize* | "$mod"/lora* | "$mod"/train* | "$mod"/cmd* | "$mod"/fixtures*)
 				echo "deps: $pkg imports $imp (formats must not)"; status=1 ;;
 			esac ;;
+		/kernels | /kernels/*)
+			case "$imp" in
+			"$mod"/quantize* | "$mod"/lora* | "$mod"/train* | "$mod"/cmd* | "$mod"/convert* | "$mod"/tokenizer*)
+				echo "deps: $pkg imports $imp (kernels sit below everything but formats)"; status=1 ;;
+			esac ;;
 		/quantize | /quantize/*)
 			case "$imp" in
 			"$mod"/lora* | "$mod"/train* | "$mod"/cmd*)

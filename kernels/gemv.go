@@ -1,0 +1,220 @@
+package kernels
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// The skinny product (generation: a handful of activation rows) against a
+// stored weight is bound by the bandwidth of reading the weight once, so it
+// does not go through MatMulT's packed tiles: each worker takes a range of
+// B's rows, decodes gemvRB of them at a time, gemvKC columns at a time,
+// into an L1-resident buffer straight from the stored blocks, and
+// multiplies them with up to gemvMB activation rows in a register-blocked
+// dot kernel (4×4 accumulators in zmm, 2×4 in ymm).
+
+const (
+	gemvRB = 4    // weight rows decoded together
+	gemvKC = 1024 // columns decoded at a time (4·1024 float32 = 16 KiB)
+	gemvMB = 16   // activation rows per pass over the weight
+
+	// gemvMinWork is the least number of weights worth a goroutine.
+	gemvMinWork = 1 << 16
+)
+
+var gemvPool = sync.Pool{New: func() any { return new([gemvRB * gemvKC]float32) }}
+
+// GemvT computes C = A·Bᵀ for a skinny A: c is m×N and a is m×K, both
+// packed (row strides N and K), and C is overwritten. It reports false,
+// doing nothing, when b has no fused path (this package's weight types and
+// F32Matrix have one). See MatVecT.
+func GemvT(c []float32, a []float32, m int, b BMatrix, threads int) bool {
+	return MatVecT(c, max(b.Rows(), 1), a, max(b.Cols(), 1), m, b, false, threads)
+}
+
+// MatVecT is GemvT with MatMulT's arguments: C[i, n] (+)= Σ_k A[i, k]·B[n, k]
+// for i < m, with row strides ldc and lda; accumulate adds to C instead of
+// overwriting it. It is meant for m ≤ 16 (any m works; B is decoded once
+// per 16 rows of A). threads ≤ 0 means GOMAXPROCS; the work is split by
+// rows of B, and the result does not depend on the number of threads. It
+// reports false, doing nothing, when b has no fused path.
+//
+// Reference (the kernels accumulate in float32 vectors, the tests in
+// float64):
+//
+//	for i := range m { for n := range N { C[i*ldc+n] = Σ_k A[i*lda+k] * B[n,k] } }
+func MatVecT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accumulate bool, threads int) bool {
+	var (
+		d     rowDecoder
+		f32   []float32
+		f32ld int
+	)
+	switch bm := b.(type) {
+	case rowDecoder:
+		d = bm
+	case *F32Matrix:
+		gemmCheckF32(bm)
+		f32, f32ld = bm.Data, bm.stride()
+	case F32Matrix:
+		gemmCheckF32(&bm)
+		f32, f32ld = bm.Data, bm.stride()
+	default:
+		return false
+	}
+	j := gemvJobPool.Get().(*gemvJob)
+	defer j.release()
+	j.d, j.f32, j.f32ld = d, f32, f32ld
+	j.c, j.ldc, j.a, j.lda, j.m, j.acc = c, ldc, a, lda, m, accumulate
+	j.n, j.k = b.Rows(), b.Cols()
+	if m < 0 {
+		panic("kernels: negative dimension")
+	}
+	gemmCheckMat("A", a, m, j.k, lda)
+	gemmCheckMat("C", c, m, j.n, ldc)
+	if m == 0 || j.n == 0 {
+		return true
+	}
+	if j.k == 0 {
+		if !accumulate {
+			for i := range m {
+				clear(c[i*ldc : i*ldc+j.n])
+			}
+		}
+		return true
+	}
+	j.lvl = level()
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	// Items of whole row groups, a few per thread, none below
+	// gemvMinWork weights.
+	groups := (j.n + gemvRB - 1) / gemvRB
+	per := max((groups+4*threads-1)/(4*threads), (gemvMinWork/j.k+gemvRB-1)/gemvRB, 1)
+	j.rows = per * gemvRB
+	j.items = (groups + per - 1) / per
+	if threads <= 1 || j.items == 1 {
+		j.work()
+		return true
+	}
+	runParallel(j, min(threads, j.items))
+	return true
+}
+
+var gemvJobPool = sync.Pool{New: func() any { return new(gemvJob) }}
+
+func (j *gemvJob) release() {
+	*j = gemvJob{}
+	gemvJobPool.Put(j)
+}
+
+// gemvJob is one skinny product, split into items of j.rows rows of B.
+type gemvJob struct {
+	d       rowDecoder
+	f32     []float32 // B itself when it is an F32Matrix
+	f32ld   int
+	c       []float32
+	ldc     int
+	a       []float32
+	lda     int
+	m, n, k int
+	acc     bool
+	lvl     feature
+
+	rows, items int
+	next        atomic.Int64
+	wg          sync.WaitGroup
+}
+
+func (j *gemvJob) group() *sync.WaitGroup { return &j.wg }
+
+// work takes items until none are left.
+func (j *gemvJob) work() {
+	bp := gemvPool.Get().(*[gemvRB * gemvKC]float32)
+	for {
+		it := int(j.next.Add(1) - 1)
+		if it >= j.items {
+			break
+		}
+		r0 := it * j.rows
+		j.rangeRows(bp[:], r0, min(j.n, r0+j.rows))
+	}
+	gemvPool.Put(bp)
+}
+
+// rangeRows computes the columns [r0, r1) of C, gemvRB rows of B at a time.
+func (j *gemvJob) rangeRows(buf []float32, r0, r1 int) {
+	k, lda := j.k, j.lda
+	for r := r0; r < r1; r += gemvRB {
+		nr := min(gemvRB, r1-r)
+		for i0 := 0; i0 < j.m; i0 += gemvMB {
+			mb := min(gemvMB, j.m-i0)
+			var acc [gemvMB * gemvRB]float32
+			for k0 := 0; k0 < k; k0 += gemvKC {
+				k1 := min(k, k0+gemvKC)
+				b, ldb := j.rowsAt(buf, r, nr, k0, k1)
+				dotRows(acc[:], j.a[i0*lda+k0:], lda, mb, b, ldb, k1-k0, j.lvl)
+			}
+			for i := range mb {
+				o := (i0+i)*j.ldc + r
+				cr := j.c[o : o+nr]
+				if j.acc {
+					for t := range cr {
+						cr[t] += acc[i*gemvRB+t]
+					}
+				} else {
+					for t := range cr {
+						cr[t] = acc[i*gemvRB+t]
+					}
+				}
+			}
+		}
+	}
+}
+
+// rowsAt returns B[r:r+gemvRB, k0:k1] as gemvRB rows of stride ldb: in
+// place for a float32 B with all four rows present, else decoded into buf
+// (rows nr.. of buf then hold stale values, whose dots are dropped).
+func (j *gemvJob) rowsAt(buf []float32, r, nr, k0, k1 int) (b []float32, ldb int) {
+	if j.f32 != nil {
+		ld := j.f32ld
+		if nr == gemvRB {
+			return j.f32[r*ld+k0:], ld
+		}
+		for t := range nr {
+			copy(buf[t*gemvKC:t*gemvKC+k1-k0], j.f32[(r+t)*ld+k0:(r+t)*ld+k1])
+		}
+		return buf, gemvKC
+	}
+	for t := range nr {
+		j.d.decodeRow(buf[t*gemvKC:t*gemvKC+k1-k0], r+t, k0, k1, j.lvl)
+	}
+	return buf, gemvKC
+}
+
+// dotRowsGeneric is the reference of dotRows over the columns [k0, k1):
+//
+//	out[i*4+j] += Σ_{k0≤t<k1} a[i*lda+t] * b[j*ldb+t]   for i < mb, j < 4
+func dotRowsGeneric(out []float32, a []float32, lda, mb int, b []float32, ldb, k0, k1 int) {
+	if k0 >= k1 {
+		return
+	}
+	for i := range mb {
+		ai := a[i*lda+k0 : i*lda+k1]
+		for j := range gemvRB {
+			bj := b[j*ldb+k0 : j*ldb+k1]
+			var s0, s1, s2, s3 float32
+			t := 0
+			for ; t+4 <= len(ai); t += 4 {
+				s0 += ai[t] * bj[t]
+				s1 += ai[t+1] * bj[t+1]
+				s2 += ai[t+2] * bj[t+2]
+				s3 += ai[t+3] * bj[t+3]
+			}
+			for ; t < len(ai); t++ {
+				s0 += ai[t] * bj[t]
+			}
+			out[i*gemvRB+j] += (s0 + s1) + (s2 + s3)
+		}
+	}
+}
