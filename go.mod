@@ -3,6 +3,7 @@ module github.com/qtool-dev/qtool
 go 1.26.8
 
 require (
+	github.com/klauspost/compress v1.20.4
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2
 	github.com/x448/float16 v0.8.4

@@ -46,6 +46,8 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 bad input, 4 unsupported input,
 		newConvertAdapterCmd(f, nil),
 		newLintAdapterCmd(f, nil),
 		newMergeAdapterCmd(f, nil),
+		newEvalCmd(f, nil),
+		newGenerateCmd(f, nil),
 		newVersionCmd(f),
 	)
 	return root
