@@ -87,12 +87,17 @@ func (m F32Matrix) Tile(dst []float32, n0, n1, k0, k1 int) {
 //	}
 //
 // The sums run in k order whatever threads is, so the result does not
-// depend on it.
+// depend on it. With [SetBF16Dot](true), a *BF16Matrix with m > 16 on a CPU
+// with AVX512-BF16 takes a dot-product path that rounds A to bfloat16.
 func MatMulT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accumulate bool, threads int) {
 	n, k := b.Rows(), b.Cols()
 	gemmCheckDims(m, n, k)
 	gemmCheckMat("A", a, m, k, lda)
 	gemmCheckMat("C", c, m, n, ldc)
+	if bm, ok := b.(*BF16Matrix); ok && m > skinnyM && bf16DotUsable() {
+		bf16MatMulT(c, ldc, a, lda, m, bm, accumulate, threads) // bf16dot.go
+		return
+	}
 	j := newJob(m, n, k, a, lda, false, c, ldc, accumulate)
 	switch bm := b.(type) {
 	case *F32Matrix:
