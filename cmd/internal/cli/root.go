@@ -48,6 +48,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 bad input, 4 unsupported input,
 		newMergeAdapterCmd(f, nil),
 		newEvalCmd(f, nil),
 		newGenerateCmd(f, nil),
+		newFinetuneCmd(f, nil),
 		newVersionCmd(f),
 	)
 	return root

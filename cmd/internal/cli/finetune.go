@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qtool-dev/qtool/train"
+)
+
+// FinetuneOptions are the inputs of `qtool finetune`.
+type FinetuneOptions struct {
+	IO      *IOStreams
+	Model   string
+	Data    string
+	Val     string
+	Output  string
+	Targets string
+	DryRun  bool
+	Force   bool
+	Cfg     train.Config
+	Seed    uint64
+}
+
+func newFinetuneCmd(f *Factory, runF func(context.Context, *FinetuneOptions) error) *cobra.Command {
+	opts := &FinetuneOptions{IO: f.IO}
+	c := &opts.Cfg
+	cmd := &cobra.Command{
+		Use:   "finetune --model M --data FILE -o OUT",
+		Short: "Train a LoRA adapter on a frozen, memory-mapped base model (LoRA / QLoRA)",
+		Long: `Finetune trains the low-rank matrices A and B of LoRA adapters on the
+projections of a Llama-family model (GGUF file or Hugging Face folder) while
+the base stays frozen and memory-mapped in its stored type; --quantize nf4
+re-encodes it to NF4 first (QLoRA).
+
+The data is plain text (one sample) or JSONL with "text", or "prompt" and
+"completion" (loss on the completion only), optionally .gz or .zst. Samples
+are packed into --seq-len windows with EOS between them and shuffled with
+--seed. OUT is a PEFT folder, or a GGUF LoRA adapter when it ends in .gguf.
+--dry-run prints the trainable parameters, the memory terms and the tokens
+per step without training. --json prints one JSON line per step and per
+evaluation, then a summary.`,
+		Example: `  qtool finetune --model stories260K.gguf --data shakespeare.txt -o ./lora --max-steps 100 --seq-len 64
+  qtool finetune --model ./Llama-3.2-1B --data chat.jsonl --quantize nf4 --target q_proj,v_proj -o lora.gguf --dry-run`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Model == "" || opts.Data == "" || (opts.Output == "" && !opts.DryRun) {
+				return flagErrorf("--model, --data and -o are required")
+			}
+			if cmd.Flags().Changed("max-steps") && cmd.Flags().Changed("epochs") {
+				return flagErrorf("--max-steps and --epochs exclude each other")
+			}
+			if opts.Targets != "" {
+				c.Targets = strings.Split(opts.Targets, ",")
+			}
+			c.Seed = opts.Seed
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runFinetune(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&opts.Model, "model", "m", "", "base model: GGUF file or Hugging Face folder")
+	fl.StringVar(&opts.Data, "data", "", "training data: text or JSONL (text | prompt+completion), optionally .gz/.zst")
+	fl.StringVar(&opts.Val, "val", "", "validation data, same formats")
+	fl.StringVarP(&opts.Output, "output", "o", "", "adapter output: PEFT folder, or a .gguf file")
+	fl.IntVar(&c.Rank, "rank", 8, "LoRA rank r")
+	fl.Float64Var(&c.Alpha, "alpha", 16, "lora_alpha (scale α/r)")
+	fl.BoolVar(&c.RSLoRA, "rslora", false, "scale by α/√r")
+	fl.StringVar(&opts.Targets, "target", "all-linear", "modules: comma-separated q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all-linear")
+	fl.IntVar(&c.MaxSteps, "max-steps", 0, "optimizer steps (default: from --epochs)")
+	fl.Float64Var(&c.Epochs, "epochs", 1, "passes over the data when --max-steps is not set")
+	fl.IntVar(&c.SeqLen, "seq-len", 128, "tokens per window")
+	fl.IntVar(&c.Batch, "batch", 1, "sequences per micro-batch")
+	fl.IntVar(&c.GradAccum, "grad-accum", 1, "micro-batches per optimizer step")
+	fl.Float64Var(&c.LR, "lr", 1e-3, "peak learning rate")
+	fl.StringVar(&c.Schedule, "schedule", "cosine", "learning-rate schedule: constant, linear or cosine")
+	fl.IntVar(&c.Warmup, "warmup", 0, "linear warmup steps")
+	fl.Float64Var(&c.WeightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
+	fl.Float64Var(&c.MaxGradNorm, "max-grad-norm", 1, "clip gradients by global norm (negative: off)")
+	fl.IntVar(&c.EvalEvery, "eval-every", 0, "evaluate --val every N steps (and at the end)")
+	fl.Uint64Var(&opts.Seed, "seed", 0, "seed for the adapter init and the shuffling")
+	fl.StringVar(&c.Quantize, "quantize", "", "re-encode the frozen base: nf4 (QLoRA)")
+	fl.IntVarP(&c.Threads, "threads", "t", 0, "threads (default: all cores)")
+	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the plan without training")
+	fl.BoolVar(&opts.Force, "force", false, "replace an existing output")
+	return cmd
+}
+
+func runFinetune(ctx context.Context, opts *FinetuneOptions) error {
+	for _, p := range []string{opts.Model, opts.Data} {
+		if err := inputExists(p); err != nil {
+			return err
+		}
+	}
+	if opts.Val != "" {
+		if err := inputExists(opts.Val); err != nil {
+			return err
+		}
+	}
+	if !opts.DryRun && !opts.Force {
+		if _, err := os.Stat(opts.Output); err == nil {
+			return fmt.Errorf("%s exists (use --force to replace it)", opts.Output)
+		}
+	}
+	samples, err := train.ReadSamples(opts.Data)
+	if err != nil {
+		return err
+	}
+	var valS []train.Sample
+	if opts.Val != "" {
+		if valS, err = train.ReadSamples(opts.Val); err != nil {
+			return err
+		}
+	}
+	jsonOut := json.NewEncoder(opts.IO.Out)
+	cfg := opts.Cfg
+	if opts.IO.JSON {
+		cfg.Progress = func(s train.StepStats) { jsonOut.Encode(s) }
+		cfg.OnEval = func(e train.EvalStats) {
+			jsonOut.Encode(struct {
+				Eval bool `json:"eval"`
+				train.EvalStats
+			}{true, e})
+		}
+	} else {
+		cfg.Progress = func(s train.StepStats) {
+			opts.IO.infof("step %d  loss %.4f  lr %.2e  grad-norm %.3f  %.0f tok/s\n", s.Step, s.Loss, s.LR, s.GradNorm, s.TokensPerS)
+		}
+		cfg.OnEval = func(e train.EvalStats) { opts.IO.infof("step %d  val loss %.4f\n", e.Step, e.ValLoss) }
+	}
+	tr, err := train.Open(opts.Model, cfg)
+	if err != nil {
+		if errors.Is(err, train.ErrConfig) {
+			return &FlagError{Err: err}
+		}
+		return err
+	}
+	defer tr.Close()
+	tw := train.Pack(tr.Model.Base.Tok, samples, tr.Cfg.SeqLen)
+	var vw []train.Window
+	if valS != nil {
+		vw = train.Pack(tr.Model.Base.Tok, valS, tr.Cfg.SeqLen)
+	}
+	if opts.DryRun {
+		return printPlan(opts, tr.Plan(), tr.TotalSteps(len(tw)), len(tw))
+	}
+	if len(tw) == 0 {
+		return &InputError{Err: fmt.Errorf("%s holds fewer than %d tokens", opts.Data, tr.Cfg.SeqLen+1)}
+	}
+	sum, err := tr.Run(ctx, tw, vw)
+	if err != nil {
+		return err
+	}
+	if err := tr.Write(opts.Output, opts.Force); err != nil {
+		return err
+	}
+	if opts.IO.JSON {
+		return jsonOut.Encode(struct {
+			Done   bool   `json:"done"`
+			Output string `json:"output"`
+			train.Summary
+		}{true, opts.Output, sum})
+	}
+	_, err = fmt.Fprintf(opts.IO.Out, "steps        %d (%d tokens)\nloss         %.4f\nval loss     %.4f → %.4f\nspeed        %.3f s/step, %.0f tokens/s\nadapter      %s (%d parameters)\n",
+		sum.Steps, sum.Tokens, sum.FinalLoss, sum.InitValLoss, sum.FinalValLoss, sum.SecPerStep, sum.TokensPerS, filepath.Clean(opts.Output), sum.Params)
+	return err
+}
+
+func printPlan(opts *FinetuneOptions, p train.Plan, steps, windows int) error {
+	if opts.IO.JSON {
+		return writeJSON(opts.IO.Out, struct {
+			train.Plan
+			Steps   int `json:"steps"`
+			Windows int `json:"windows"`
+		}{p, steps, windows})
+	}
+	w := opts.IO.Out
+	names := make([]string, 0, len(p.Modules))
+	for n := range p.Modules {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "%-12s %d\n", n, p.Modules[n])
+	}
+	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+	_, err := fmt.Fprintf(w, "trainable    %d of %d (%.3f%%)\nadapter      %.2f MiB\noptimizer    %.2f MiB (m, v, gradient)\nactivations  %.2f MiB\nmapped       %.2f MiB (frozen weights, file-backed)\ntokens/step  %d (%d sequences)\nsteps        %d over %d windows\n",
+		p.Trainable, p.ModelParams, p.Percent, mib(p.AdapterBytes), mib(p.OptimizerBytes), mib(p.ActivationBytes), mib(p.MappedBytes),
+		p.TokensPerStep, p.SequencesPerStep, steps, windows)
+	return err
+}
