@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/qtool-dev/qtool/formats"
+	"github.com/qtool-dev/qtool/kernels"
 	"github.com/qtool-dev/qtool/quantize"
 )
 
@@ -32,7 +33,9 @@ import (
 // in 10 % of them). For rank ≥ 32 ggml's SIMD loop and for ranks that are
 // multiples of 8 its tinyBLAS path sum in another order, so the results may
 // then differ from export-lora's in the last bit; they are the same on
-// every machine qtool runs on, since nothing here depends on the CPU.
+// every machine qtool runs on: the CPU decides only whether the chains
+// run in package kernels' FMA micro-kernels or in the float64 emulation
+// below, which give the same bits (kernelIsChain).
 
 // term is one adapter's update of one base tensor.
 type term struct {
@@ -125,14 +128,18 @@ type rowSums struct {
 // squared norms. Output bits do not depend on workers.
 func applyTerms(dst, w []float32, rows, cols int, terms []term, workers int, sums rowSums) {
 	workers = max(1, min(workers, rows, len(w)/minParallelElems+1))
+	kern := make([]bool, len(terms))
+	for i, t := range terms {
+		kern[i] = kernelIsChain(t.pair)
+	}
 	if workers == 1 {
-		applyRange(dst, w, 0, rows, cols, terms, sums)
+		applyRange(dst, w, 0, rows, cols, terms, kern, sums)
 		return
 	}
 	var wg sync.WaitGroup
 	for k := range workers {
 		r0, r1 := rows*k/workers, rows*(k+1)/workers
-		wg.Go(func() { applyRange(dst, w, r0, r1, cols, terms, sums) })
+		wg.Go(func() { applyRange(dst, w, r0, r1, cols, terms, kern, sums) })
 	}
 	wg.Wait()
 }
@@ -141,47 +148,131 @@ func applyTerms(dst, w []float32, rows, cols int, terms []term, workers int, sum
 const minParallelElems = 1 << 15
 
 // applyRange is applyTerms for rows [r0, r1) on the calling goroutine.
-func applyRange(dst, w []float32, r0, r1, cols int, terms []term, sums rowSums) {
-	acc := make([]float32, cols)
+// It goes deltaTileRows rows at a time: each adapter's delta for the tile
+// first (deltaScratch.delta, through package kernels where kern says),
+// then the rows combined with W in the order the reference takes them.
+func applyRange(dst, w []float32, r0, r1, cols int, terms []term, kern []bool, sums rowSums) {
+	th := min(deltaTileRows, r1-r0)
+	tiles := make([]float32, len(terms)*th*cols)
+	var sc deltaScratch
 	var dsum []float64
 	if len(terms) > 1 {
 		dsum = make([]float64, cols)
 	}
-	for i := r0; i < r1; i++ {
-		wr := w[i*cols : (i+1)*cols]
-		out := dst[i*cols : (i+1)*cols]
-		out = out[:len(wr)]
-		var wsq float64
-		for j, v := range wr {
-			out[j] = v
-			wsq += float64(v) * float64(v)
+	for i0 := r0; i0 < r1; i0 += th {
+		i1 := min(i0+th, r1)
+		for ti, t := range terms {
+			sc.delta(tiles[ti*th*cols:][:(i1-i0)*cols], t, i0, i1, cols, kern[ti])
 		}
-		clear(dsum)
-		var dsq float64
-		for _, t := range terms {
+		for i := i0; i < i1; i++ {
+			wr := w[i*cols : (i+1)*cols]
+			out := dst[i*cols : (i+1)*cols]
+			out = out[:len(wr)]
+			var wsq float64
+			for j, v := range wr {
+				out[j] = v
+				wsq += float64(v) * float64(v)
+			}
+			clear(dsum)
+			var dsq float64
+			for ti, t := range terms {
+				acc := tiles[(ti*th+i-i0)*cols:][:len(out)]
+				s := t.scale
+				for j, d := range acc {
+					sd := float32(s * d) // ggml_scale, rounded before the add
+					out[j] += sd
+					if dsum != nil {
+						dsum[j] += float64(sd)
+					} else {
+						dsq += float64(sd) * float64(sd)
+					}
+				}
+			}
+			for _, v := range dsum {
+				dsq += v * v
+			}
+			sums.w[i], sums.d[i] = wsq, dsq
+		}
+	}
+}
+
+// deltaTileRows is how many output rows applyRange takes at a time: a
+// multiple of the AVX-512 and AVX2 micro-kernels' heights (14 and 6), and
+// small enough that a tile of the widest projections (11008 columns, 1.8
+// MiB per adapter) stays near the cache.
+const deltaTileRows = 42
+
+// deltaScratch is one goroutine's buffer for deltas computed by the
+// kernels package: the rows of B a permuted tile needs, gathered.
+type deltaScratch struct {
+	b []float32
+}
+
+// delta writes rows [r0, r1) of t's B·A (B's rows mapped by t.bRow) into
+// d, (r1-r0)×cols row-major, each element the fmaf chain deltaRow
+// computes: with kernels.SgemmNN when kern (see kernelIsChain), else with
+// deltaRow.
+func (s *deltaScratch) delta(d []float32, t term, r0, r1, cols int, kern bool) {
+	p := t.pair
+	r := p.Rank
+	if !kern {
+		for i := r0; i < r1; i++ {
 			br := int64(i)
 			if t.bRow != nil {
 				br = t.bRow(br)
 			}
-			r := t.pair.Rank
-			deltaRow(acc, t.pair.B[int(br)*r:int(br+1)*r], t.pair.A)
-			s := t.scale
-			acc := acc[:len(out)]
-			for j, d := range acc {
-				sd := float32(s * d) // ggml_scale, rounded before the add
-				out[j] += sd
-				if dsum != nil {
-					dsum[j] += float64(sd)
-				} else {
-					dsq += float64(sd) * float64(sd)
-				}
-			}
+			deltaRow(d[(i-r0)*cols:(i-r0+1)*cols], p.B[int(br)*r:int(br+1)*r], p.A)
 		}
-		for _, v := range dsum {
-			dsq += v * v
-		}
-		sums.w[i], sums.d[i] = wsq, dsq
+		return
 	}
+	b := p.B[r0*r : r1*r]
+	if t.bRow != nil {
+		n := (r1 - r0) * r
+		if cap(s.b) < n {
+			s.b = make([]float32, n)
+		}
+		b = s.b[:n]
+		for i := r0; i < r1; i++ {
+			br := int(t.bRow(int64(i)))
+			copy(b[(i-r0)*r:(i-r0+1)*r], p.B[br*r:(br+1)*r])
+		}
+	}
+	// The caller's goroutine is one of applyTerms' workers: one thread.
+	kernels.SgemmNN(r1-r0, cols, r, b, r, p.A, cols, d, cols, false, 1)
+}
+
+// kernelIsChain reports whether kernels.SgemmNN, at the level it uses
+// now, computes p's B·A exactly as deltaRow does. At the assembly levels
+// its micro-kernels start every element of C from +0 and add the k terms
+// in order with one VFMADD231PS each, rounding once per step: the fmaf
+// chain bit for bit (TestSgemmNNIsFMAChain checks every rank to 64 on
+// values reaching float32's halfway points, subnormals, overflow, signed
+// zeros and infinities). Not so
+//   - for ranks past kernels.TileK, whose depth the engine cuts into
+//     blocks summed apart;
+//   - at the generic level (float32 multiply, then add);
+//   - when A or B holds a NaN: the hardware passes on another operand's
+//     NaN payload than the float64 emulation does.
+func kernelIsChain(p *Pair) bool {
+	if p.Rank > kernels.TileK {
+		return false
+	}
+	switch kernels.Features() {
+	case "avx512", "avx2":
+	default:
+		return false
+	}
+	return !hasNaN(p.A) && !hasNaN(p.B)
+}
+
+// hasNaN reports a NaN in x.
+func hasNaN(x []float32) bool {
+	for _, v := range x {
+		if v != v {
+			return true
+		}
+	}
+	return false
 }
 
 // sum adds up per-row values in row order.
