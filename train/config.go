@@ -17,6 +17,12 @@ type Config struct {
 	Targets []string // module names (q_proj … down_proj); nil or "all-linear" means all seven
 	// Layers restricts the adapted blocks; nil means all.
 	Layers []int
+	// Dropout is the probability of zeroing an input of a LoRA branch
+	// while training (inverse-scaled by 1/(1−p); off at evaluation).
+	Dropout float64
+	// GradCheckpoint keeps only each block's input residual during the
+	// forward pass and recomputes a block's activations in its backward.
+	GradCheckpoint bool
 
 	MaxSteps  int     // optimizer steps; 0 derives them from Epochs
 	Epochs    float64 // passes over the training windows when MaxSteps is 0 (default 1)
@@ -84,6 +90,9 @@ func (c *Config) setDefaults() error {
 	if c.Epochs == 0 {
 		c.Epochs = 1
 	}
+	if c.Dropout < 0 || c.Dropout >= 1 {
+		return fmt.Errorf("train: dropout %g (want 0 ≤ p < 1): %w", c.Dropout, ErrConfig)
+	}
 	if c.Rank < 0 || c.SeqLen < 2 || c.Batch < 0 || c.GradAccum < 0 || c.MaxSteps < 0 || c.Warmup < 0 || c.Epochs < 0 || c.LR < 0 {
 		return fmt.Errorf("train: rank, seq-len (≥ 2), batch, grad-accum, steps, warmup, epochs and lr must not be negative: %w", ErrConfig)
 	}
@@ -127,6 +136,14 @@ type StepStats struct {
 	GradNorm   float64 `json:"grad_norm"`
 	TokensPerS float64 `json:"tokens_per_s"`
 	Elapsed    float64 `json:"elapsed"`
+	// Peak resident memory so far, in bytes (Linux /proc/self/status):
+	// VmHWM, and the largest RssAnon (heap: adapters, optimizer state,
+	// activations) and RssFile (mapped weights) seen at a step's end.
+	PeakRSS     int64 `json:"peak_rss"`
+	PeakRSSAnon int64 `json:"peak_rss_anon"`
+	PeakRSSFile int64 `json:"peak_rss_file"`
+	// Total is the number of optimizer steps of the run.
+	Total int `json:"total_steps"`
 }
 
 // EvalStats are one evaluation on the validation windows.

@@ -2,15 +2,22 @@ package train
 
 import (
 	"math"
+	"math/rand/v2"
 
 	"github.com/qtool-dev/qtool/kernels"
 )
 
 // acts are one block's saved activations for one sequence of T tokens.
+// With gradient checkpointing only xIn is kept per block; the others live
+// in one scratch acts that each block's backward refills by recomputing
+// the block from xIn.
 type acts struct {
 	xIn, a, q, k, v, p, att, xMid, mm, gate, up, act []float32
 	inv1, inv2                                       []float32
 	u                                                [numModules][]float32
+	// mask is the LoRA-branch dropout mask of each adapted module (entries
+	// 0 or 1/(1−p)), drawn only while training with dropout.
+	mask [numModules][]float32
 }
 
 // pass is the work space of a forward/backward over one sequence.
@@ -19,72 +26,121 @@ type pass struct {
 	t      int
 	th     int
 	layers []acts
-	xOut   []float32 // residual after the last block
-	xn     []float32 // final norm
-	invOut []float32
-	logits []float32
-	tile   []float32
+	// ckpt keeps only the block inputs (layers[i].xIn) and recomputes a
+	// block's activations into scratch during its backward.
+	ckpt    bool
+	scratch *acts
+	discard []float32 // the recomputed block's output, not needed
+	// drop is the LoRA dropout probability, applied while training; the
+	// masks of one forward derive from dropSeed, the block and the module,
+	// so that a recomputed block draws the same ones.
+	drop     float64
+	training bool
+	dropSeed uint64
+	xOut     []float32 // residual after the last block
+	xn       []float32 // final norm
+	invOut   []float32
+	logits   []float32
+	tile     []float32
 }
 
-func newPass(m *Model, t, th int) *pass {
+func newPass(m *Model, t, th int, ckpt bool, drop float64) *pass {
 	c := &m.Cfg
-	h, qd, kvd := c.Hidden, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
-	ps := &pass{m: m, t: t, th: th, layers: make([]acts, c.Layers)}
+	h := c.Hidden
+	ps := &pass{m: m, t: t, th: th, layers: make([]acts, c.Layers), ckpt: ckpt, drop: drop}
 	for i := range ps.layers {
-		a := &ps.layers[i]
-		a.xIn, a.a, a.xMid, a.mm = make([]float32, t*h), make([]float32, t*h), make([]float32, t*h), make([]float32, t*h)
-		a.q, a.att = make([]float32, t*qd), make([]float32, t*qd)
-		a.k, a.v = make([]float32, t*kvd), make([]float32, t*kvd)
-		a.p = make([]float32, c.Heads*t*t)
-		a.gate, a.up, a.act = make([]float32, t*c.FFN), make([]float32, t*c.FFN), make([]float32, t*c.FFN)
-		a.inv1, a.inv2 = make([]float32, t), make([]float32, t)
-		for j, l := range m.blocks[i].lin {
-			if l.LoRA != nil {
-				a.u[j] = make([]float32, t*l.LoRA.Rank)
-			}
+		if ckpt {
+			ps.layers[i].xIn = make([]float32, t*h)
+			continue
 		}
+		ps.layers[i] = ps.newActs(m.blocks[i:i+1], true)
+	}
+	if ckpt {
+		s := ps.newActs(m.blocks, false)
+		ps.scratch = &s
+		ps.discard = make([]float32, t*h)
 	}
 	ps.xOut, ps.xn, ps.invOut = make([]float32, t*h), make([]float32, t*h), make([]float32, t)
 	ps.logits = make([]float32, t*c.Vocab)
 	return ps
 }
 
+// newActs allocates one block's activations (with xIn when withIn), and
+// the U tensors of the modules adapted in any of blocks.
+func (ps *pass) newActs(blocks []block, withIn bool) acts {
+	c, t := &ps.m.Cfg, ps.t
+	h, qd, kvd := c.Hidden, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	var a acts
+	if withIn {
+		a.xIn = make([]float32, t*h)
+	}
+	a.a, a.xMid, a.mm = make([]float32, t*h), make([]float32, t*h), make([]float32, t*h)
+	a.q, a.att = make([]float32, t*qd), make([]float32, t*qd)
+	a.k, a.v = make([]float32, t*kvd), make([]float32, t*kvd)
+	a.p = make([]float32, c.Heads*t*t)
+	a.gate, a.up, a.act = make([]float32, t*c.FFN), make([]float32, t*c.FFN), make([]float32, t*c.FFN)
+	a.inv1, a.inv2 = make([]float32, t), make([]float32, t)
+	for _, b := range blocks {
+		for j, l := range b.lin {
+			if l.LoRA != nil && a.u[j] == nil {
+				a.u[j] = make([]float32, t*l.LoRA.Rank)
+			}
+		}
+	}
+	return a
+}
+
+// blockActs is where block li's activations are: its own, or the
+// checkpointing scratch (reading the block's saved input).
+func (ps *pass) blockActs(li int) *acts {
+	if !ps.ckpt {
+		return &ps.layers[li]
+	}
+	ps.scratch.xIn = ps.layers[li].xIn
+	return ps.scratch
+}
+
+// dropMasks draws block li's dropout masks into a (nil masks when not
+// training or p = 0): each entry is kept with probability 1−p and scaled
+// by 1/(1−p), from a generator seeded by dropSeed and (block, module).
+func (ps *pass) dropMasks(li int, a *acts) {
+	for j, l := range ps.m.blocks[li].lin {
+		if !ps.training || ps.drop <= 0 || l.LoRA == nil {
+			a.mask[j] = nil
+			continue
+		}
+		n := ps.t * l.In
+		if cap(a.mask[j]) < n {
+			a.mask[j] = make([]float32, n)
+		}
+		mk := a.mask[j][:n]
+		r := rand.New(rand.NewPCG(ps.dropSeed, uint64(li*numModules+j)))
+		keep := float32(1 / (1 - ps.drop))
+		for i := range mk {
+			if r.Float64() < ps.drop {
+				mk[i] = 0
+			} else {
+				mk[i] = keep
+			}
+		}
+		a.mask[j] = mk
+	}
+}
+
 // forward runs tokens (len T) and leaves the logits [T×Vocab] in ps.logits.
 func (ps *pass) forward(tokens []int32) {
 	m, c, t, th := ps.m, &ps.m.Cfg, ps.t, ps.th
-	h, d := c.Hidden, c.HeadDim
-	qd, kvd := c.Heads*d, c.KVHeads*d
+	h := c.Hidden
 	x := ps.layers[0].xIn
 	for i, id := range tokens {
 		m.embed.Tile(x[i*h:(i+1)*h], int(id), int(id)+1, 0, h)
 	}
 	for li := range m.blocks {
-		b, a := &m.blocks[li], &ps.layers[li]
-		for i := range t {
-			a.inv1[i] = kernels.RMSNorm(a.a[i*h:(i+1)*h], a.xIn[i*h:(i+1)*h], b.attnNorm, c.Eps)
-		}
-		b.lin[modQ].forward(a.q, a.a, t, a.u[modQ], th)
-		b.lin[modK].forward(a.k, a.a, t, a.u[modK], th)
-		b.lin[modV].forward(a.v, a.a, t, a.u[modV], th)
-		for i := range t {
-			m.rope.Apply(a.q[i*qd:(i+1)*qd], c.Heads, d, i, c.Interleaved)
-			m.rope.Apply(a.k[i*kvd:(i+1)*kvd], c.KVHeads, d, i, c.Interleaved)
-		}
-		ps.attention(a)
-		copy(a.xMid, a.xIn)
-		b.lin[modO].forwardAdd(a.xMid, a.att, t, a.u[modO], th)
-		for i := range t {
-			a.inv2[i] = kernels.RMSNorm(a.mm[i*h:(i+1)*h], a.xMid[i*h:(i+1)*h], b.ffnNorm, c.Eps)
-		}
-		b.lin[modGate].forward(a.gate, a.mm, t, a.u[modGate], th)
-		b.lin[modUp].forward(a.up, a.mm, t, a.u[modUp], th)
-		kernels.SiLUMul(a.act, a.gate, a.up)
 		next := ps.xOut
 		if li+1 < len(ps.layers) {
 			next = ps.layers[li+1].xIn
 		}
-		copy(next, a.xMid)
-		b.lin[modDown].forwardAdd(next, a.act, t, a.u[modDown], th)
+		ps.blockForward(li, ps.blockActs(li), next)
 	}
 	for i := range t {
 		ps.invOut[i] = kernels.RMSNorm(ps.xn[i*h:(i+1)*h], ps.xOut[i*h:(i+1)*h], m.outNorm, c.Eps)
@@ -92,10 +148,41 @@ func (ps *pass) forward(tokens []int32) {
 	kernels.MatMulT(ps.logits, c.Vocab, ps.xn, h, t, m.output, false, th)
 }
 
+// blockForward runs block li from a.xIn, filling a's activations, and
+// writes the block's output residual to next.
+func (ps *pass) blockForward(li int, a *acts, next []float32) {
+	m, c, t, th := ps.m, &ps.m.Cfg, ps.t, ps.th
+	h, d := c.Hidden, c.HeadDim
+	qd, kvd := c.Heads*d, c.KVHeads*d
+	b := &m.blocks[li]
+	ps.dropMasks(li, a)
+	for i := range t {
+		a.inv1[i] = kernels.RMSNorm(a.a[i*h:(i+1)*h], a.xIn[i*h:(i+1)*h], b.attnNorm, c.Eps)
+	}
+	b.lin[modQ].forward(a.q, a.a, t, a.u[modQ], a.mask[modQ], th)
+	b.lin[modK].forward(a.k, a.a, t, a.u[modK], a.mask[modK], th)
+	b.lin[modV].forward(a.v, a.a, t, a.u[modV], a.mask[modV], th)
+	for i := range t {
+		m.rope.Apply(a.q[i*qd:(i+1)*qd], c.Heads, d, i, c.Interleaved)
+		m.rope.Apply(a.k[i*kvd:(i+1)*kvd], c.KVHeads, d, i, c.Interleaved)
+	}
+	ps.attention(a)
+	copy(a.xMid, a.xIn)
+	b.lin[modO].forwardAdd(a.xMid, a.att, t, a.u[modO], a.mask[modO], th)
+	for i := range t {
+		a.inv2[i] = kernels.RMSNorm(a.mm[i*h:(i+1)*h], a.xMid[i*h:(i+1)*h], b.ffnNorm, c.Eps)
+	}
+	b.lin[modGate].forward(a.gate, a.mm, t, a.u[modGate], a.mask[modGate], th)
+	b.lin[modUp].forward(a.up, a.mm, t, a.u[modUp], a.mask[modUp], th)
+	kernels.SiLUMul(a.act, a.gate, a.up)
+	copy(next, a.xMid)
+	b.lin[modDown].forwardAdd(next, a.act, t, a.u[modDown], a.mask[modDown], th)
+}
+
 // forwardAdd adds the layer's output to y (the residual stream).
-func (l *Linear) forwardAdd(y, x []float32, t int, u []float32, th int) {
+func (l *Linear) forwardAdd(y, x []float32, t int, u, mask []float32, th int) {
 	tmp := make([]float32, t*l.Out)
-	l.forward(tmp, x, t, u, th)
+	l.forward(tmp, x, t, u, mask, th)
 	kernels.Add(y, y, tmp)
 }
 
@@ -173,30 +260,33 @@ func (ps *pass) backward() {
 	dAtt, dq := make([]float32, t*qd), make([]float32, t*qd)
 	dk, dv := make([]float32, t*kvd), make([]float32, t*kvd)
 	for li := len(m.blocks) - 1; li >= 0; li-- {
-		b, a := &m.blocks[li], &ps.layers[li]
+		b, a := &m.blocks[li], ps.blockActs(li)
+		if ps.ckpt {
+			ps.blockForward(li, a, ps.discard)
+		}
 		// FFN: h_out = xMid + down(silu(gate(mm)) ⊙ up(mm)), mm = norm(xMid).
 		clear(dAct)
-		b.lin[modDown].backward(dAct, dh, a.act, a.u[modDown], t, th, &ps.tile)
+		b.lin[modDown].backward(dAct, dh, a.act, a.u[modDown], a.mask[modDown], t, th, &ps.tile)
 		kernels.SiLUMulBackward(dGate, dUp, dAct, a.gate, a.up)
 		clear(dm)
-		b.lin[modGate].backward(dm, dGate, a.mm, a.u[modGate], t, th, &ps.tile)
-		b.lin[modUp].backward(dm, dUp, a.mm, a.u[modUp], t, th, &ps.tile)
+		b.lin[modGate].backward(dm, dGate, a.mm, a.u[modGate], a.mask[modGate], t, th, &ps.tile)
+		b.lin[modUp].backward(dm, dUp, a.mm, a.u[modUp], a.mask[modUp], t, th, &ps.tile)
 		for i := range t {
 			kernels.RMSNormBackward(dn[i*h:(i+1)*h], nil, dm[i*h:(i+1)*h], a.xMid[i*h:(i+1)*h], b.ffnNorm, a.inv2[i])
 		}
 		kernels.Add(dh, dh, dn)
 		// Attention: xMid = xIn + o(att).
 		clear(dAtt)
-		b.lin[modO].backward(dAtt, dh, a.att, a.u[modO], t, th, &ps.tile)
+		b.lin[modO].backward(dAtt, dh, a.att, a.u[modO], a.mask[modO], t, th, &ps.tile)
 		ps.attentionBackward(a, dAtt, dq, dk, dv)
 		for i := range t {
 			m.rope.ApplyInverse(dq[i*qd:(i+1)*qd], c.Heads, d, i, c.Interleaved)
 			m.rope.ApplyInverse(dk[i*kvd:(i+1)*kvd], c.KVHeads, d, i, c.Interleaved)
 		}
 		clear(dm)
-		b.lin[modQ].backward(dm, dq, a.a, a.u[modQ], t, th, &ps.tile)
-		b.lin[modK].backward(dm, dk, a.a, a.u[modK], t, th, &ps.tile)
-		b.lin[modV].backward(dm, dv, a.a, a.u[modV], t, th, &ps.tile)
+		b.lin[modQ].backward(dm, dq, a.a, a.u[modQ], a.mask[modQ], t, th, &ps.tile)
+		b.lin[modK].backward(dm, dk, a.a, a.u[modK], a.mask[modK], t, th, &ps.tile)
+		b.lin[modV].backward(dm, dv, a.a, a.u[modV], a.mask[modV], t, th, &ps.tile)
 		for i := range t {
 			kernels.RMSNormBackward(dn[i*h:(i+1)*h], nil, dm[i*h:(i+1)*h], a.xIn[i*h:(i+1)*h], b.attnNorm, a.inv1[i])
 		}

@@ -30,9 +30,11 @@ type LoRA struct {
 	mB, vB []float32
 }
 
-// forward computes y[T×Out] = x·Wᵀ + bias + s·(x·Aᵀ)·Bᵀ and stores
-// U = x·Aᵀ [T×r] in u (len T·r) when the layer has an adapter.
-func (l *Linear) forward(y, x []float32, t int, u []float32, th int) {
+// forward computes y[T×Out] = x·Wᵀ + bias + s·(D(x)·Aᵀ)·Bᵀ and stores
+// U = D(x)·Aᵀ [T×r] in u (len T·r) when the layer has an adapter. D is the
+// LoRA-branch dropout: x ⊙ mask when mask (len T·In, entries 0 or
+// 1/(1−p)) is not nil, x itself otherwise.
+func (l *Linear) forward(y, x []float32, t int, u, mask []float32, th int) {
 	kernels.MatMulT(y, l.Out, x, l.In, t, l.W, false, th)
 	if l.Bias != nil {
 		for i := range t {
@@ -41,7 +43,7 @@ func (l *Linear) forward(y, x []float32, t int, u []float32, th int) {
 	}
 	if p := l.LoRA; p != nil {
 		r := p.Rank
-		kernels.SgemmNT(t, r, l.In, x, l.In, p.A, l.In, u, r, false, th)
+		kernels.SgemmNT(t, r, l.In, dropped(x, mask, t*l.In), l.In, p.A, l.In, u, r, false, th)
 		us := make([]float32, t*r)
 		copy(us, u)
 		kernels.Scale(us, p.Scale)
@@ -49,10 +51,28 @@ func (l *Linear) forward(y, x []float32, t int, u []float32, th int) {
 	}
 }
 
+// dropped is x ⊙ mask (a new slice), or x when mask is nil.
+func dropped(x, mask []float32, n int) []float32 {
+	if mask == nil {
+		return x
+	}
+	xd := make([]float32, n)
+	mul(xd, x[:n], mask[:n])
+	return xd
+}
+
+// mul sets dst = a ⊙ b.
+func mul(dst, a, b []float32) {
+	for i := range dst {
+		dst[i] = a[i] * b[i]
+	}
+}
+
 // backward takes g = ∂L/∂Y [T×Out], accumulates the adapter gradients
-// (∂B += s·Gᵀ·U, ∂A += s·(G·B)ᵀ·X) and adds ∂L/∂X = G·W0 + s·(G·B)·A to
-// dx [T×In]. tile is scratch space for the dequantized weight rows.
-func (l *Linear) backward(dx, g, x, u []float32, t int, th int, tile *[]float32) {
+// (∂B += s·Gᵀ·U, ∂A += s·(G·B)ᵀ·D(X)) and adds ∂L/∂X = G·W0 + s·D'((G·B)·A)
+// to dx [T×In], with the forward's dropout mask (nil: none). tile is
+// scratch space for the dequantized weight rows.
+func (l *Linear) backward(dx, g, x, u, mask []float32, t int, th int, tile *[]float32) {
 	addGW(dx, g, t, l.W, th, tile)
 	p := l.LoRA
 	if p == nil {
@@ -62,8 +82,15 @@ func (l *Linear) backward(dx, g, x, u []float32, t int, th int, tile *[]float32)
 	gb := make([]float32, t*r)
 	kernels.SgemmNN(t, r, l.Out, g, l.Out, p.B, r, gb, r, false, th)
 	kernels.Scale(gb, p.Scale)
-	kernels.SgemmTN(r, l.In, t, gb, r, x, l.In, p.GA, l.In, true, th)
-	kernels.SgemmNN(t, l.In, r, gb, r, p.A, l.In, dx, l.In, true, th)
+	kernels.SgemmTN(r, l.In, t, gb, r, dropped(x, mask, t*l.In), l.In, p.GA, l.In, true, th)
+	if mask == nil {
+		kernels.SgemmNN(t, l.In, r, gb, r, p.A, l.In, dx, l.In, true, th)
+	} else {
+		tmp := make([]float32, t*l.In)
+		kernels.SgemmNN(t, l.In, r, gb, r, p.A, l.In, tmp, l.In, false, th)
+		mul(tmp, tmp, mask[:t*l.In])
+		kernels.Add(dx[:t*l.In], dx[:t*l.In], tmp)
+	}
 	us := make([]float32, t*r)
 	copy(us, u)
 	kernels.Scale(us, p.Scale)

@@ -35,8 +35,19 @@ func (t *Trainer) Plan() Plan {
 	// gradient (2·Vocab per token), plus the backward's scratch.
 	T := int64(t.Cfg.SeqLen)
 	h, qd, kvd := int64(c.Hidden), int64(c.Heads*c.HeadDim), int64(c.KVHeads*c.HeadDim)
-	perTok := int64(c.Layers)*(4*h+2*qd+2*kvd+3*int64(c.FFN)+2) + rSum + 2*h
-	floats := T*perTok + int64(c.Layers)*int64(c.Heads)*T*T + T*int64(c.Vocab) + T*(3*int64(c.FFN)+2*qd+2*kvd+2*h) + T*T
+	// With --grad-checkpoint only h is kept per layer, plus one layer's
+	// full set (the block being recomputed); the U tensors are then
+	// counted for one layer's worth.
+	kept := int64(c.Layers)
+	if t.Cfg.GradCheckpoint {
+		kept = 1
+		rSum = (rSum + int64(c.Layers) - 1) / int64(c.Layers)
+	}
+	perTok := kept*(4*h+2*qd+2*kvd+3*int64(c.FFN)+2) + rSum + 2*h
+	if t.Cfg.GradCheckpoint {
+		perTok += int64(c.Layers) * h
+	}
+	floats := T*perTok + kept*int64(c.Heads)*T*T + T*int64(c.Vocab) + T*(3*int64(c.FFN)+2*qd+2*kvd+2*h) + T*T
 	p.ActivationBytes = 4 * floats
 	p.SequencesPerStep = t.Cfg.Batch * t.Cfg.GradAccum
 	p.TokensPerStep = p.SequencesPerStep * t.Cfg.SeqLen

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/qtool-dev/qtool/formats/arch"
@@ -49,6 +50,11 @@ func Open(path string, cfg Config) (*Trainer, error) {
 func newTrainer(m *Model, cfg Config) (*Trainer, error) {
 	t := &Trainer{Cfg: cfg, Model: m, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
 	scale := float32(lora.Scale(cfg.Alpha, cfg.Rank, cfg.RSLoRA))
+	for _, li := range cfg.Layers {
+		if li < 0 || li >= len(m.blocks) {
+			return nil, fmt.Errorf("train: layer %d (the model has %d): %w", li, len(m.blocks), ErrConfig)
+		}
+	}
 	for li := range m.blocks {
 		if cfg.Layers != nil && !slices.Contains(cfg.Layers, li) {
 			continue
@@ -90,7 +96,7 @@ func (t *Trainer) Params() int64 {
 
 func (t *Trainer) getPass(n int) *pass {
 	if t.pass == nil || t.pass.t != n {
-		t.pass = newPass(t.Model, n, t.Cfg.Threads)
+		t.pass = newPass(t.Model, n, t.Cfg.Threads, t.Cfg.GradCheckpoint, t.Cfg.Dropout)
 	}
 	return t.pass
 }
@@ -99,6 +105,10 @@ func (t *Trainer) getPass(n int) *pass {
 // gradients of the summed loss, and returns the summed NLL and the count.
 func (t *Trainer) accumulate(w Window) (float64, int) {
 	ps := t.getPass(len(w.Inputs))
+	ps.training = true
+	if t.Cfg.Dropout > 0 {
+		ps.dropSeed = t.rng.Uint64()
+	}
 	ps.forward(w.Inputs)
 	nll, n := ps.loss(w.Targets, w.Mask, true)
 	ps.backward()
@@ -111,6 +121,7 @@ func (t *Trainer) Loss(ws []Window) (float64, int) {
 	n := 0
 	for _, w := range ws {
 		ps := t.getPass(len(w.Inputs))
+		ps.training = false
 		ps.forward(w.Inputs)
 		l, c := ps.loss(w.Targets, w.Mask, false)
 		nll += l
@@ -140,6 +151,9 @@ type Summary struct {
 	SecPerStep   float64 `json:"seconds_per_step"`
 	TokensPerS   float64 `json:"tokens_per_s"`
 	Params       int64   `json:"trainable_params"`
+	PeakRSS      int64   `json:"peak_rss"`
+	PeakRSSAnon  int64   `json:"peak_rss_anon"`
+	PeakRSSFile  int64   `json:"peak_rss_file"`
 }
 
 // Run trains on the windows (shuffled each epoch with the seed) and
@@ -159,6 +173,7 @@ func (t *Trainer) Run(ctx context.Context, trainW, val []Window) (Summary, error
 	next := 0
 	start := time.Now()
 	per := t.Cfg.Batch * t.Cfg.GradAccum
+	var peak StepStats
 	for s := 1; s <= total; s++ {
 		if err := ctx.Err(); err != nil {
 			return sum, err
@@ -185,9 +200,15 @@ func (t *Trainer) Run(ctx context.Context, trainW, val []Window) (Summary, error
 		adamStep(t.pairs, opt, t.step)
 		sum.Steps, sum.Tokens = s, sum.Tokens+int64(toks)
 		sum.FinalLoss = nll / float64(max(count, 1))
+		mem := readMem()
+		peak.PeakRSS = max(peak.PeakRSS, mem.PeakRSS)
+		peak.PeakRSSAnon = max(peak.PeakRSSAnon, mem.PeakRSSAnon)
+		peak.PeakRSSFile = max(peak.PeakRSSFile, mem.PeakRSSFile)
+		sum.PeakRSS, sum.PeakRSSAnon, sum.PeakRSSFile = peak.PeakRSS, peak.PeakRSSAnon, peak.PeakRSSFile
 		if t.Cfg.Progress != nil {
 			t.Cfg.Progress(StepStats{Step: s, Loss: sum.FinalLoss, LR: lr, GradNorm: norm,
-				TokensPerS: float64(toks) / time.Since(stepStart).Seconds(), Elapsed: time.Since(start).Seconds()})
+				TokensPerS: float64(toks) / time.Since(stepStart).Seconds(), Elapsed: time.Since(start).Seconds(),
+				PeakRSS: peak.PeakRSS, PeakRSSAnon: peak.PeakRSSAnon, PeakRSSFile: peak.PeakRSSFile, Total: total})
 		}
 		if len(val) > 0 && (s == total || (t.Cfg.EvalEvery > 0 && s%t.Cfg.EvalEvery == 0)) {
 			vl, n := t.Loss(val)
@@ -232,10 +253,47 @@ func (t *Trainer) Adapter() (*lora.Adapter, error) {
 }
 
 // Write writes the adapter: PEFT folder, or GGUF LoRA for a .gguf path.
-func (t *Trainer) Write(path string, force bool) error {
+func (t *Trainer) Write(path string, force bool) error { return t.WriteFormat(path, "", force) }
+
+// WriteFormat writes the adapter in format "peft" or "gguf"; "" picks by
+// the path's extension as Write does.
+func (t *Trainer) WriteFormat(path, format string, force bool) error {
+	var f lora.Format
+	switch strings.ToLower(format) {
+	case "":
+	case "peft":
+		f = lora.PEFT
+	case "gguf":
+		f = lora.GGUF
+	default:
+		return fmt.Errorf("train: adapter format %q (want peft or gguf): %w", format, ErrConfig)
+	}
 	ad, err := t.Adapter()
 	if err != nil {
 		return err
 	}
-	return lora.Write(path, ad, lora.WriteOptions{Base: t.Model.Base.Source(), Force: force})
+	return lora.Write(path, ad, lora.WriteOptions{Format: f, Base: t.Model.Base.Source(), Force: force})
+}
+
+// SplitWindows holds out a fraction frac of the windows for validation,
+// chosen by a generator seeded with seed (at least one window each way
+// when there are two or more); the two lists keep the input order.
+func SplitWindows(ws []Window, frac float64, seed uint64) (trainW, val []Window) {
+	if frac <= 0 || len(ws) < 2 {
+		return ws, nil
+	}
+	n := min(max(int(math.Round(frac*float64(len(ws)))), 1), len(ws)-1)
+	r := rand.New(rand.NewPCG(seed^0x5eed5eed, seed))
+	hold := make([]bool, len(ws))
+	for _, i := range r.Perm(len(ws))[:n] {
+		hold[i] = true
+	}
+	for i, w := range ws {
+		if hold[i] {
+			val = append(val, w)
+		} else {
+			trainW = append(trainW, w)
+		}
+	}
+	return trainW, val
 }

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/qtool-dev/qtool/train"
@@ -27,6 +30,13 @@ type FinetuneOptions struct {
 	Force   bool
 	Cfg     train.Config
 	Seed    uint64
+	// Layers is --layers: block indices and ranges ("0,2-5"); "" means all.
+	Layers string
+	// ValSplit holds out this fraction of the training windows when --val
+	// is not given.
+	ValSplit float64
+	// Format is the adapter format: "" (by -o's extension), peft or gguf.
+	Format string
 }
 
 func newFinetuneCmd(f *Factory, runF func(context.Context, *FinetuneOptions) error) *cobra.Command {
@@ -43,10 +53,15 @@ re-encodes it to NF4 first (QLoRA).
 The data is plain text (one sample) or JSONL with "text", or "prompt" and
 "completion" (loss on the completion only), optionally .gz or .zst. Samples
 are packed into --seq-len windows with EOS between them and shuffled with
---seed. OUT is a PEFT folder, or a GGUF LoRA adapter when it ends in .gguf.
+--seed; --val-split holds out a fraction of them when there is no --val.
+OUT is a PEFT folder, or a GGUF LoRA adapter when it ends in .gguf
+(--format peft|gguf overrides). --grad-checkpoint keeps only each block's
+input and recomputes its activations in the backward pass (same gradients,
+less memory); --dropout drops LoRA-branch inputs while training.
 --dry-run prints the trainable parameters, the memory terms and the tokens
-per step without training. --json prints one JSON line per step and per
-evaluation, then a summary.`,
+per step without training. --json prints one JSON line per step (with the
+peak RSS, anonymous and file-backed) and per evaluation, then a summary; on
+a terminal a progress bar shows the loss and tokens/s.`,
 		Example: `  qtool finetune --model stories260K.gguf --data shakespeare.txt -o ./lora --max-steps 100 --seq-len 64
   qtool finetune --model ./Llama-3.2-1B --data chat.jsonl --quantize nf4 --target q_proj,v_proj -o lora.gguf --dry-run`,
 		Args: exactArgs(0),
@@ -59,6 +74,24 @@ evaluation, then a summary.`,
 			}
 			if opts.Targets != "" {
 				c.Targets = strings.Split(opts.Targets, ",")
+			}
+			if opts.Layers != "" {
+				ls, err := parseLayers(opts.Layers)
+				if err != nil {
+					return &FlagError{Err: err}
+				}
+				c.Layers = ls
+			}
+			if opts.ValSplit < 0 || opts.ValSplit >= 1 {
+				return flagErrorf("--val-split %g: want a fraction in [0, 1)", opts.ValSplit)
+			}
+			if opts.ValSplit > 0 && opts.Val != "" {
+				return flagErrorf("--val and --val-split exclude each other")
+			}
+			switch strings.ToLower(opts.Format) {
+			case "", "peft", "gguf":
+			default:
+				return flagErrorf("--format %q: want peft or gguf", opts.Format)
 			}
 			c.Seed = opts.Seed
 			if runF != nil {
@@ -90,6 +123,11 @@ evaluation, then a summary.`,
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed for the adapter init and the shuffling")
 	fl.StringVar(&c.Quantize, "quantize", "", "re-encode the frozen base: nf4 (QLoRA)")
 	fl.IntVarP(&c.Threads, "threads", "t", 0, "threads (default: all cores)")
+	fl.Float64Var(&c.Dropout, "dropout", 0, "LoRA dropout probability on the adapter inputs while training")
+	fl.StringVar(&opts.Layers, "layers", "", "blocks to adapt: indices and ranges, e.g. 0,2-5 (default: all)")
+	fl.Float64Var(&opts.ValSplit, "val-split", 0, "hold out this fraction of the training windows for validation (without --val)")
+	fl.StringVar(&opts.Format, "format", "", "adapter format: peft or gguf (default: gguf for a .gguf -o, else peft)")
+	fl.BoolVar(&c.GradCheckpoint, "grad-checkpoint", false, "keep only block inputs and recompute activations in the backward pass")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the plan without training")
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing output")
 	return cmd
@@ -131,6 +169,11 @@ func runFinetune(ctx context.Context, opts *FinetuneOptions) error {
 				train.EvalStats
 			}{true, e})
 		}
+	} else if opts.IO.ProgressEnabled() {
+		bar := newTrainBar(opts.IO)
+		defer bar.finish()
+		cfg.Progress = bar.step
+		cfg.OnEval = bar.eval
 	} else {
 		cfg.Progress = func(s train.StepStats) {
 			opts.IO.infof("step %d  loss %.4f  lr %.2e  grad-norm %.3f  %.0f tok/s\n", s.Step, s.Loss, s.LR, s.GradNorm, s.TokensPerS)
@@ -149,6 +192,8 @@ func runFinetune(ctx context.Context, opts *FinetuneOptions) error {
 	var vw []train.Window
 	if valS != nil {
 		vw = train.Pack(tr.Model.Base.Tok, valS, tr.Cfg.SeqLen)
+	} else if opts.ValSplit > 0 {
+		tw, vw = train.SplitWindows(tw, opts.ValSplit, opts.Seed)
 	}
 	if opts.DryRun {
 		return printPlan(opts, tr.Plan(), tr.TotalSteps(len(tw)), len(tw))
@@ -160,7 +205,7 @@ func runFinetune(ctx context.Context, opts *FinetuneOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := tr.Write(opts.Output, opts.Force); err != nil {
+	if err := tr.WriteFormat(opts.Output, opts.Format, opts.Force); err != nil {
 		return err
 	}
 	if opts.IO.JSON {
@@ -170,8 +215,9 @@ func runFinetune(ctx context.Context, opts *FinetuneOptions) error {
 			train.Summary
 		}{true, opts.Output, sum})
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "steps        %d (%d tokens)\nloss         %.4f\nval loss     %.4f → %.4f\nspeed        %.3f s/step, %.0f tokens/s\nadapter      %s (%d parameters)\n",
-		sum.Steps, sum.Tokens, sum.FinalLoss, sum.InitValLoss, sum.FinalValLoss, sum.SecPerStep, sum.TokensPerS, filepath.Clean(opts.Output), sum.Params)
+	_, err = fmt.Fprintf(opts.IO.Out, "steps        %d (%d tokens)\nloss         %.4f\nval loss     %.4f → %.4f\nspeed        %.3f s/step, %.0f tokens/s\npeak RSS     %.1f MiB (anonymous %.1f, file-backed %.1f)\nadapter      %s (%d parameters)\n",
+		sum.Steps, sum.Tokens, sum.FinalLoss, sum.InitValLoss, sum.FinalValLoss, sum.SecPerStep, sum.TokensPerS,
+		mib(sum.PeakRSS), mib(sum.PeakRSSAnon), mib(sum.PeakRSSFile), filepath.Clean(opts.Output), sum.Params)
 	return err
 }
 
@@ -192,9 +238,69 @@ func printPlan(opts *FinetuneOptions, p train.Plan, steps, windows int) error {
 	for _, n := range names {
 		fmt.Fprintf(w, "%-12s %d\n", n, p.Modules[n])
 	}
-	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 	_, err := fmt.Fprintf(w, "trainable    %d of %d (%.3f%%)\nadapter      %.2f MiB\noptimizer    %.2f MiB (m, v, gradient)\nactivations  %.2f MiB\nmapped       %.2f MiB (frozen weights, file-backed)\ntokens/step  %d (%d sequences)\nsteps        %d over %d windows\n",
 		p.Trainable, p.ModelParams, p.Percent, mib(p.AdapterBytes), mib(p.OptimizerBytes), mib(p.ActivationBytes), mib(p.MappedBytes),
 		p.TokensPerStep, p.SequencesPerStep, steps, windows)
 	return err
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// parseLayers reads --layers: comma-separated indices and inclusive
+// ranges ("0,2-5").
+func parseLayers(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(strings.TrimSpace(lo))
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(strings.TrimSpace(hi))
+		}
+		if err != nil || a < 0 || b < a {
+			return nil, fmt.Errorf("--layers %q: want indices and ranges such as 0,2-5", s)
+		}
+		for i := a; i <= b; i++ {
+			if !slices.Contains(out, i) {
+				out = append(out, i)
+			}
+		}
+	}
+	return out, nil
+}
+
+// trainBar is the terminal progress bar of a run: steps done of total,
+// with the last loss, tokens/s and the ETA.
+type trainBar struct {
+	io  *IOStreams
+	bar *progressbar.ProgressBar
+}
+
+func newTrainBar(s *IOStreams) *trainBar { return &trainBar{io: s} }
+
+func (b *trainBar) step(s train.StepStats) {
+	if b.bar == nil {
+		b.bar = progressbar.NewOptions(s.Total,
+			progressbar.OptionSetWriter(b.io.ErrOut),
+			progressbar.OptionThrottle(100e6),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionClearOnFinish())
+	}
+	b.bar.Describe(fmt.Sprintf("loss %.4f  %.0f tok/s", s.Loss, s.TokensPerS))
+	b.bar.Set(s.Step)
+}
+
+func (b *trainBar) eval(e train.EvalStats) {
+	if b.bar != nil {
+		b.bar.Clear()
+	}
+	b.io.infof("step %d  val loss %.4f\n", e.Step, e.ValLoss)
+}
+
+func (b *trainBar) finish() {
+	if b.bar != nil {
+		b.bar.Finish()
+	}
 }

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -88,5 +90,82 @@ func TestFinetuneExitCodes(t *testing.T) {
 	}
 	if code, _, _ := run(t, "finetune", "--model", filepath.Join(dir, "none.gguf"), "--data", shakespeareData, "-o", filepath.Join(dir, "o")); code != ExitBadInput {
 		t.Errorf("missing model: exit %d", code)
+	}
+}
+
+// TestFinetuneNewFlags: --layers, --dropout, --grad-checkpoint,
+// --val-split and --format gguf on a run with --json step lines that carry
+// the peak RSS figures.
+func TestFinetuneNewFlags(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "adapter.bin")
+	code, stdout, errOut := run(t, "finetune", "--model", stories, "--data", shakespeareData, "-o", out,
+		"--max-steps", "2", "--seq-len", "32", "--layers", "0,3-4", "--dropout", "0.1", "--grad-checkpoint",
+		"--val-split", "0.1", "--format", "gguf", "--json", "-t", "1")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var evals int
+	var done map[string]any
+	sc := bufio.NewScanner(strings.NewReader(stdout))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		switch {
+		case m["done"] == true:
+			done = m
+		case m["eval"] == true:
+			evals++
+		default:
+			for _, k := range []string{"peak_rss", "peak_rss_anon", "peak_rss_file"} {
+				if v, ok := m[k].(float64); !ok || v <= 0 {
+					t.Errorf("step line %q: %s = %v", sc.Text(), k, m[k])
+				}
+			}
+		}
+	}
+	if evals != 1 || done == nil {
+		t.Fatalf("%d eval lines, summary %v:\n%s", evals, done, stdout)
+	}
+	// stories260K: 3 of 5 blocks adapted, all seven targets, rank 8.
+	if p := done["trainable_params"].(float64); p != 46240*3/5 {
+		t.Errorf("trainable params %v, want %d", p, 46240*3/5)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || string(b[:4]) != "GGUF" {
+		t.Errorf("%s is not GGUF (%v)", out, err)
+	}
+	for _, bad := range [][]string{{"--layers", "2-1"}, {"--layers", "x"}, {"--val-split", "1"}, {"--format", "mlx"},
+		{"--dropout", "1"}, {"--layers", "9"}, {"--val-split", "0.1", "--val", shakespeareData}} {
+		args := append([]string{"finetune", "--model", stories, "--data", shakespeareData, "-o", filepath.Join(dir, "x"), "--max-steps", "1"}, bad...)
+		if code, _, _ := run(t, args...); code != ExitUsage {
+			t.Errorf("%v: exit %d, want usage", bad, code)
+		}
+	}
+}
+
+func TestParseLayers(t *testing.T) {
+	got, err := parseLayers("0, 2-4,3,7")
+	if err != nil || !slices.Equal(got, []int{0, 2, 3, 4, 7}) {
+		t.Errorf("got %v, %v", got, err)
+	}
+}
+
+// TestFinetuneProgressBar: on a terminal the step lines give way to a bar
+// showing the loss and tokens/s; evaluations are still printed.
+func TestFinetuneProgressBar(t *testing.T) {
+	io, _, _, errOut := Test()
+	io.SetStderrTTY(true)
+	out := filepath.Join(t.TempDir(), "lora")
+	code := Run(context.Background(), []string{"finetune", "--model", stories, "--data", shakespeareData, "--val", shakespeareData,
+		"-o", out, "--max-steps", "3", "--seq-len", "32", "-t", "1"}, io, false)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	s := errOut.String()
+	if !strings.Contains(s, "tok/s") || !strings.Contains(s, "loss ") || strings.Contains(s, "step 1  loss") || !strings.Contains(s, "val loss") {
+		t.Errorf("stderr on a terminal:\n%q", s)
 	}
 }
