@@ -133,13 +133,13 @@ func applyTerms(dst, w []float32, rows, cols int, terms []term, workers int, sum
 		kern[i] = kernelIsChain(t.pair)
 	}
 	if workers == 1 {
-		applyRange(dst, w, 0, rows, cols, terms, kern, sums)
+		new(applyScratch).apply(dst, w, 0, 0, rows, cols, terms, kern, sums)
 		return
 	}
 	var wg sync.WaitGroup
 	for k := range workers {
 		r0, r1 := rows*k/workers, rows*(k+1)/workers
-		wg.Go(func() { applyRange(dst, w, r0, r1, cols, terms, kern, sums) })
+		wg.Go(func() { new(applyScratch).apply(dst, w, 0, r0, r1, cols, terms, kern, sums) })
 	}
 	wg.Wait()
 }
@@ -147,17 +147,32 @@ func applyTerms(dst, w []float32, rows, cols int, terms []term, workers int, sum
 // minParallelElems is the fewest elements per goroutine worth a split.
 const minParallelElems = 1 << 15
 
-// applyRange is applyTerms for rows [r0, r1) on the calling goroutine.
-// It goes deltaTileRows rows at a time: each adapter's delta for the tile
-// first (deltaScratch.delta, through package kernels where kern says),
-// then the rows combined with W in the order the reference takes them.
-func applyRange(dst, w []float32, r0, r1, cols int, terms []term, kern []bool, sums rowSums) {
+// applyScratch is one goroutine's buffers for apply, kept between calls.
+type applyScratch struct {
+	tiles []float32
+	dsum  []float64
+	sc    deltaScratch
+}
+
+// apply is applyTerms for rows [r0, r1) on the calling goroutine; dst and
+// w hold the tensor's rows from row base on (sums is indexed by the
+// tensor's rows). It goes deltaTileRows rows at a time: each adapter's
+// delta for the tile first (deltaScratch.delta, through package kernels
+// where kern says), then the rows combined with W in the order the
+// reference takes them.
+func (a *applyScratch) apply(dst, w []float32, base, r0, r1, cols int, terms []term, kern []bool, sums rowSums) {
 	th := min(deltaTileRows, r1-r0)
-	tiles := make([]float32, len(terms)*th*cols)
-	var sc deltaScratch
+	if n := len(terms) * th * cols; cap(a.tiles) < n {
+		a.tiles = make([]float32, n)
+	}
+	tiles := a.tiles
+	sc := &a.sc
 	var dsum []float64
 	if len(terms) > 1 {
-		dsum = make([]float64, cols)
+		if cap(a.dsum) < cols {
+			a.dsum = make([]float64, cols)
+		}
+		dsum = a.dsum[:cols]
 	}
 	for i0 := r0; i0 < r1; i0 += th {
 		i1 := min(i0+th, r1)
@@ -165,8 +180,8 @@ func applyRange(dst, w []float32, r0, r1, cols int, terms []term, kern []bool, s
 			sc.delta(tiles[ti*th*cols:][:(i1-i0)*cols], t, i0, i1, cols, kern[ti])
 		}
 		for i := i0; i < i1; i++ {
-			wr := w[i*cols : (i+1)*cols]
-			out := dst[i*cols : (i+1)*cols]
+			wr := w[(i-base)*cols : (i-base+1)*cols]
+			out := dst[(i-base)*cols : (i-base+1)*cols]
 			out = out[:len(wr)]
 			var wsq float64
 			for j, v := range wr {
@@ -312,6 +327,9 @@ type mergedData struct {
 }
 
 func (d *mergedData) WriteTo(w io.Writer) (int64, error) {
+	if d.streamable() {
+		return d.writeStream(w)
+	}
 	m, e := d.m, d.e
 	x, err := m.decode(e)
 	if err != nil {
@@ -336,6 +354,13 @@ func (d *mergedData) WriteTo(w io.Writer) (int64, error) {
 	n, err := w.Write(enc)
 	if err == nil && d.count {
 		m.advance(e.bytes)
+	}
+	if err == nil && e.group == nil {
+		if bs, ok := m.base.(formats.ByteSource); ok {
+			if raw, rerr := bs.Bytes(e.name); rerr == nil {
+				m.release(e.info, raw)
+			}
+		}
 	}
 	return int64(n), err
 }
@@ -373,6 +398,9 @@ func (m *merger) decode(e *entry) ([]float32, error) {
 
 // decodeFloats widens raw values of a float or ggml dtype.
 func decodeFloats(dst []float32, raw []byte, d formats.DType) error {
+	if decodeFloat(dst, raw, d) {
+		return nil
+	}
 	if d == formats.F64 {
 		return quantize.ToFloat32(dst, raw, d)
 	}
@@ -388,6 +416,9 @@ func encode(d formats.DType, y []float32, workers int) ([]byte, error) {
 	out := make([]byte, size)
 	if d.Quantized() {
 		return out, quantize.QuantizeGGMLParallel(d, out, y, workers)
+	}
+	if encodeFloat(out, y, d, workers) {
+		return out, nil
 	}
 	return out, quantize.FromFloat32(out, y, d)
 }
@@ -496,6 +527,7 @@ func (c *copyData) WriteTo(w io.Writer) (int64, error) {
 				return written, err
 			}
 		}
+		c.m.release(c.ti, b)
 		return written, nil
 	}
 	sec, err := c.src.Section(c.ti.Name)

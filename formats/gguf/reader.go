@@ -148,6 +148,9 @@ func (r *Reader) GGMLType(name string) (uint32, bool) {
 	return r.h.ggml[i], true
 }
 
+// Mapping is the file mapping Open made, nil for a Reader from NewReader.
+func (r *Reader) Mapping() *mmap.File { return r.mm }
+
 // RawOffset is the named tensor's offset as stored, relative to DataStart.
 func (r *Reader) RawOffset(name string) (int64, bool) {
 	i, ok := r.idx[name]

@@ -86,6 +86,31 @@ func (m *File) ReadAt(p []byte, off int64) (n int, err error) {
 	return n, err
 }
 
+// DontNeed tells the kernel that the mapped bytes [off, off+n) are not
+// needed for now (madvise MADV_DONTNEED on the pages covering them, the
+// range widened to whole pages and clipped to the mapping), so that they
+// stop counting in the process's resident memory. The mapping stays valid:
+// reading the bytes again brings them back from the page cache or the
+// file. It does nothing where files are not mapped, for an empty range or
+// after Close.
+func (m *File) DontNeed(off, n int64) error {
+	if off < 0 || n < 0 {
+		return errors.New("mmap: DontNeed: negative offset or length")
+	}
+	size := int64(len(m.data))
+	if n == 0 || off >= size {
+		return nil
+	}
+	end := min(off+n, size)
+	page := int64(os.Getpagesize())
+	start := off / page * page
+	end = min((end+page-1)/page*page, size)
+	if start >= end {
+		return nil
+	}
+	return dontNeed(m.data[start:end])
+}
+
 // Close unmaps the file. The slices returned by Bytes are invalid after.
 func (m *File) Close() error {
 	if m.unmap == nil {

@@ -15,3 +15,6 @@ func mapFile(f *os.File, size int) ([]byte, func() error, error) {
 	}
 	return data, func() error { return nil }, nil
 }
+
+// dontNeed does nothing where the file is read into memory.
+func dontNeed([]byte) error { return nil }

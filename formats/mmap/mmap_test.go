@@ -72,3 +72,43 @@ func TestNotRegular(t *testing.T) {
 		t.Fatal("mapping a directory must fail")
 	}
 }
+
+// DontNeed releases pages without changing what the mapping reads, and
+// checks its arguments.
+func TestDontNeed(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pages")
+	page := os.Getpagesize()
+	data := make([]byte, 3*page+100)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !bytes.Equal(m.Bytes(), data) {
+		t.Fatal("Bytes")
+	}
+	for _, r := range [][2]int64{{0, 0}, {10, 5}, {int64(page) - 1, 2}, {0, m.Len()}, {int64(2 * page), 1 << 40}, {m.Len() + 5, 3}} {
+		if err := m.DontNeed(r[0], r[1]); err != nil {
+			t.Fatalf("DontNeed(%d, %d): %v", r[0], r[1], err)
+		}
+		if !bytes.Equal(m.Bytes(), data) {
+			t.Fatalf("after DontNeed(%d, %d) the mapping reads other bytes", r[0], r[1])
+		}
+	}
+	if err := m.DontNeed(-1, 4); err == nil {
+		t.Fatal("negative offset accepted")
+	}
+	if err := m.DontNeed(0, -4); err == nil {
+		t.Fatal("negative length accepted")
+	}
+	m.Close()
+	if err := m.DontNeed(0, 10); err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+}

@@ -213,6 +213,9 @@ func (r *Reader) Bytes(name string) ([]byte, error) {
 	return b, nil
 }
 
+// Mapping is the file mapping Open made, nil for a Reader from NewReader.
+func (r *Reader) Mapping() *mmap.File { return r.mm }
+
 // Close releases the mapping made by Open; it does nothing for a reader
 // made by NewReader. It is safe to call more than once.
 func (r *Reader) Close() error {

@@ -1,0 +1,354 @@
+package lora
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/qtool-dev/qtool/formats"
+	"github.com/qtool-dev/qtool/formats/mmap"
+	"github.com/qtool-dev/qtool/kernels"
+	"github.com/qtool-dev/qtool/quantize"
+)
+
+// Streaming merge: a merged tensor whose base is a float or ggml tensor
+// and whose output is a float dtype is produced row tile by row tile —
+// read the tile of W from the base, add the adapters' updates, encode,
+// measure, write — with the tiles computed by the workers and written in
+// order, so memory is a few tiles per worker whatever the tensor's size.
+// Rows are independent for these types (a ggml block never spans rows),
+// so the bytes are those of the whole-tensor path. Bitsandbytes bases and
+// quantized outputs (bitsandbytes blocks run over the flattened tensor)
+// keep the whole-tensor path.
+
+// streamMerge can be cleared by tests to force the whole-tensor path.
+var streamMerge = true
+
+// streamTileElems is about how many values one tile holds (at least
+// deltaTileRows rows); tests lower it to get many tiles.
+var streamTileElems = 1 << 19
+
+// isFloat reports the float dtypes the merge writes.
+func isFloat(d formats.DType) bool {
+	return d == formats.F32 || d == formats.F16 || d == formats.BF16
+}
+
+// decodeFloat widens F32, F16 or BF16 little-endian bytes into dst
+// (len(raw)/size values); false for other dtypes.
+func decodeFloat(dst []float32, raw []byte, d formats.DType) bool {
+	switch d {
+	case formats.F16:
+		kernels.F16BytesToF32(dst, raw)
+	case formats.BF16:
+		kernels.BF16BytesToF32(dst, raw)
+	case formats.F32:
+		n := len(raw) / 4
+		dst = dst[:n]
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// encodeFloat stores y as F32, F16 or BF16 little-endian bytes, split over
+// up to workers goroutines; false for other dtypes.
+func encodeFloat(out []byte, y []float32, d formats.DType, workers int) bool {
+	if !isFloat(d) {
+		return false
+	}
+	workers = max(1, min(workers, len(y)/minParallelElems+1))
+	if workers == 1 {
+		encodeFloatSerial(out, y, d)
+		return true
+	}
+	size := (d.Bits() / 8)
+	var wg sync.WaitGroup
+	for k := range workers {
+		i0, i1 := len(y)*k/workers, len(y)*(k+1)/workers
+		wg.Go(func() { encodeFloatSerial(out[i0*size:i1*size], y[i0:i1], d) })
+	}
+	wg.Wait()
+	return true
+}
+
+func encodeFloatSerial(out []byte, y []float32, d formats.DType) {
+	switch d {
+	case formats.F16:
+		kernels.F32ToF16Bytes(out, y)
+	case formats.BF16:
+		kernels.F32ToBF16Bytes(out, y)
+	default:
+		out = out[:4*len(y)]
+		for i, v := range y {
+			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
+		}
+	}
+}
+
+// roundTripFloat replaces x by its value stored as the float dtype d,
+// using buf (grown as needed) for the bytes; it returns buf.
+func roundTripFloat(x []float32, d formats.DType, buf []byte) []byte {
+	if d == formats.F32 {
+		return buf
+	}
+	n := len(x) * (d.Bits() / 8)
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	encodeFloatSerial(buf, x, d)
+	decodeFloat(x, buf, d)
+	return buf
+}
+
+// streamable reports whether d can be produced tile by tile.
+func (d *mergedData) streamable() bool {
+	e := d.e
+	if !streamMerge || e.group != nil || !isFloat(d.out) || len(e.shape) != 2 {
+		return false
+	}
+	if e.shape[0] <= 0 || e.shape[1] <= 0 {
+		return false
+	}
+	if dt := e.info.DType; !isFloat(dt) && !quantize.GGMLDequantizable(dt) {
+		return false
+	}
+	rowBytes, ok := formats.DataSize(e.info.DType, e.shape[1:])
+	if !ok || rowBytes*e.shape[0] != e.info.Size {
+		return false
+	}
+	if e.terms != nil && e.row >= 0 && e.measure.valid() {
+		// The measure's quantizer must work tile by tile too.
+		return e.measure.bnb == quantize.TypeNone && isFloat(e.measure.dtype)
+	}
+	return true
+}
+
+// tileBuf is one tile's buffers, reused from tile to tile.
+type tileBuf struct {
+	raw []byte // the base bytes, when the source is not mapped
+	x   []float32
+	y   []float32
+	enc []byte
+	tmp []byte
+	sc  applyScratch
+}
+
+// tileJob is one row tile in flight.
+type tileJob struct {
+	i0, i1  int
+	buf     *tileBuf
+	enc     []byte
+	diff    float64
+	changed int64
+	done    chan error
+}
+
+// errStopped marks tiles skipped after an error.
+var errStopped = errors.New("lora: merge stopped")
+
+// writeStream is WriteTo for a streamable tensor.
+func (d *mergedData) writeStream(w io.Writer) (int64, error) {
+	m, e := d.m, d.e
+	rows, cols := int(e.shape[0]), int(e.shape[1])
+	rowBytes, _ := formats.DataSize(e.info.DType, e.shape[1:])
+	var raw []byte
+	var sec *io.SectionReader
+	if bs, ok := m.base.(formats.ByteSource); ok {
+		b, err := bs.Bytes(e.name)
+		if err != nil {
+			return 0, err
+		}
+		if int64(len(b)) != e.info.Size {
+			return 0, tensorError(e.name, fmt.Errorf("source gave %d bytes, want %d: %w", len(b), e.info.Size, formats.ErrFormat))
+		}
+		raw = b
+	} else {
+		s, err := m.base.Section(e.name)
+		if err != nil {
+			return 0, err
+		}
+		sec = s
+	}
+	th := max(1, streamTileElems/(cols*deltaTileRows)) * deltaTileRows
+	th = min(th, rows)
+	tiles := (rows + th - 1) / th
+	workers := max(1, min(m.workers, tiles))
+	var kern []bool
+	var sums rowSums
+	if e.terms != nil {
+		kern = make([]bool, len(e.terms))
+		for i, t := range e.terms {
+			kern[i] = kernelIsChain(t.pair)
+		}
+		sums = rowSums{w: make([]float64, rows), d: make([]float64, rows)}
+	}
+	measure := e.terms != nil && e.row >= 0 && e.measure.valid() && m.book.claim(e.row)
+
+	compute := func(j *tileJob) error {
+		b := j.buf
+		n := (j.i1 - j.i0) * cols
+		var src []byte
+		if raw != nil {
+			src = raw[int64(j.i0)*rowBytes : int64(j.i1)*rowBytes]
+		} else {
+			k := int64(j.i1-j.i0) * rowBytes
+			if int64(cap(b.raw)) < k {
+				b.raw = make([]byte, k)
+			}
+			src = b.raw[:k]
+			if _, err := sec.ReadAt(src, int64(j.i0)*rowBytes); err != nil {
+				return fmt.Errorf("read tensor %q: %w", e.name, err)
+			}
+		}
+		b.x = grow(b.x, n)
+		x := b.x[:n]
+		if err := decodeFloats(x, src, e.info.DType); err != nil {
+			return err
+		}
+		y := x
+		if e.terms != nil {
+			b.y = grow(b.y, n)
+			y = b.y[:n]
+			b.sc.apply(y, x, j.i0, j.i0, j.i1, cols, e.terms, kern, sums)
+		}
+		k := n * (d.out.Bits() / 8)
+		if cap(b.enc) < k {
+			b.enc = make([]byte, k)
+		}
+		j.enc = b.enc[:k]
+		encodeFloatSerial(j.enc, y, d.out)
+		if !measure {
+			return nil
+		}
+		q := e.measure.dtype
+		if d.out != formats.F32 {
+			decodeFloat(y, j.enc, d.out)
+		}
+		if q != d.out {
+			b.tmp = roundTripFloat(y, q, b.tmp)
+		}
+		if !d.refIsBase {
+			b.tmp = roundTripFloat(x, q, b.tmp)
+		}
+		for i, v := range y {
+			if math.Float32bits(v) != math.Float32bits(x[i]) {
+				j.changed++
+			}
+			dv := float64(v) - float64(x[i])
+			j.diff += dv * dv
+		}
+		return nil
+	}
+
+	pool := make(chan *tileBuf, workers+1)
+	for range cap(pool) {
+		pool <- &tileBuf{}
+	}
+	jobs := make(chan *tileJob)
+	order := make(chan *tileJob, cap(pool))
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range jobs {
+				if stop.Load() {
+					j.done <- errStopped
+					continue
+				}
+				j.done <- compute(j)
+			}
+		})
+	}
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for i0 := 0; i0 < rows; i0 += th {
+			j := &tileJob{i0: i0, i1: min(i0+th, rows), buf: <-pool, done: make(chan error, 1)}
+			order <- j
+			jobs <- j
+		}
+	}()
+	var written int64
+	var diff float64
+	var changed int64
+	var firstErr error
+	for j := range order {
+		err := <-j.done
+		if firstErr == nil && err != nil {
+			firstErr = err
+		}
+		if firstErr == nil {
+			n, err := w.Write(j.enc)
+			written += int64(n)
+			if err != nil {
+				firstErr = err
+			}
+			diff += j.diff
+			changed += j.changed
+		}
+		if firstErr != nil {
+			stop.Store(true)
+		}
+		pool <- j.buf
+	}
+	wg.Wait()
+	if firstErr != nil {
+		if errors.Is(firstErr, errStopped) {
+			firstErr = tensorError(e.name, firstErr)
+		}
+		return written, firstErr
+	}
+	if measure {
+		m.book.fill(e.row, sum(sums.w), sum(sums.d), diff, changed)
+	}
+	if d.count {
+		m.advance(e.bytes)
+	}
+	m.release(e.info, raw)
+	return written, nil
+}
+
+// grow returns s with room for n values.
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s
+}
+
+// release tells the base that a tensor's mapped bytes are done with, so
+// that its pages stop counting in the process's resident memory: through
+// the source's file mapping (Mapping, as gguf.Reader and safetensors.Reader
+// made by Open have), or a DontNeed(off, n) of the source itself, given
+// the tensor's offset and size. b is the tensor's bytes as the source gave
+// them (nil when read through a Section). Errors are ignored: it is advice.
+func (m *merger) release(ti formats.TensorInfo, b []byte) {
+	switch s := m.base.(type) {
+	case interface{ Mapping() *mmap.File }:
+		mm := s.Mapping()
+		if mm == nil || len(b) == 0 {
+			return
+		}
+		whole := mm.Bytes()
+		if len(whole) == 0 {
+			return
+		}
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(whole)))
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		if p < start || p-start+uintptr(len(b)) > uintptr(len(whole)) {
+			return // not a slice of this mapping
+		}
+		_ = mm.DontNeed(int64(p-start), int64(len(b)))
+	case interface{ DontNeed(off, n int64) error }:
+		_ = s.DontNeed(ti.Offset, ti.Size)
+	}
+}
