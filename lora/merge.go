@@ -60,9 +60,12 @@ var (
 
 // MergeOutput is a planned merged model: the tensors to write, each a
 // lazy io.WriterTo computing its merge (or copying, dequantizing,
-// quantizing) while it is written, and the metadata. Memory while writing
-// is about three float32-sized buffers of the tensor being merged (W, W'
-// and its encoding); tensors the adapters do not touch stream through.
+// quantizing) while it is written, and the metadata. A merged tensor of a
+// float or ggml base written as a float dtype streams by row tiles
+// (mergestream.go: memory of a few tiles per worker); otherwise memory
+// while writing is about three float32-sized buffers of the tensor being
+// merged (W, W' and its encoding). Tensors the adapters do not touch
+// stream through, and a mapped base's pages are released once written.
 // The base must stay open until the output is written.
 //
 // Hand Tensors and Meta to gguf.Write (Format GGUF) or to the safetensors
