@@ -44,10 +44,17 @@ type Config struct {
 	Threads   int    // kernel threads; ≤ 0 means GOMAXPROCS
 	Quantize  string // "" or "nf4": re-encode the frozen projections (QLoRA)
 
+	// SaveEvery calls OnSave after every N-th optimizer step (not after
+	// the last); 0 never does.
+	SaveEvery int
+
 	// Progress, when set, receives every optimizer step's figures.
-	Progress func(StepStats)
+	Progress func(StepStats) `json:"-"`
 	// OnEval, when set, receives every evaluation.
-	OnEval func(EvalStats)
+	OnEval func(EvalStats) `json:"-"`
+	// OnSave, when set, is called with the step number every SaveEvery
+	// steps, between steps (the place to write a checkpoint).
+	OnSave func(step int) error `json:"-"`
 }
 
 // AllTargets are the module names of all-linear.
@@ -93,7 +100,7 @@ func (c *Config) setDefaults() error {
 	if c.Dropout < 0 || c.Dropout >= 1 {
 		return fmt.Errorf("train: dropout %g (want 0 ≤ p < 1): %w", c.Dropout, ErrConfig)
 	}
-	if c.Rank < 0 || c.SeqLen < 2 || c.Batch < 0 || c.GradAccum < 0 || c.MaxSteps < 0 || c.Warmup < 0 || c.Epochs < 0 || c.LR < 0 {
+	if c.Rank < 0 || c.SeqLen < 2 || c.Batch < 0 || c.GradAccum < 0 || c.MaxSteps < 0 || c.SaveEvery < 0 || c.Warmup < 0 || c.Epochs < 0 || c.LR < 0 {
 		return fmt.Errorf("train: rank, seq-len (≥ 2), batch, grad-accum, steps, warmup, epochs and lr must not be negative: %w", ErrConfig)
 	}
 	switch c.Schedule {

@@ -32,9 +32,29 @@ type Sample struct {
 // "completion"); a .gz or .zst suffix is decompressed first. A bad line is
 // reported as "file:line: what" wrapping formats.ErrFormat.
 func ReadSamples(path string) ([]Sample, error) {
+	out, _, err := ReadSamplesWith(path, ReadOptions{})
+	return out, err
+}
+
+// ReadOptions control ReadSamplesWith.
+type ReadOptions struct {
+	// SkipBad skips a bad JSONL line instead of failing, reporting it
+	// ("file:line: what") to OnBad when set.
+	SkipBad bool
+	OnBad   func(msg string)
+}
+
+// ReadSamplesWith is ReadSamples with options; it also returns the number
+// of bad lines skipped.
+func ReadSamplesWith(path string, o ReadOptions) ([]Sample, int, error) {
+	s, n, err := readSamples(path, o)
+	return s, n, err
+}
+
+func readSamples(path string, o ReadOptions) ([]Sample, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	var r io.Reader = f
@@ -43,33 +63,47 @@ func ReadSamples(path string) ([]Sample, error) {
 	case strings.HasSuffix(name, ".gz"):
 		zr, err := gzip.NewReader(f)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v: %w", path, err, formats.ErrFormat)
+			return nil, 0, fmt.Errorf("%s: %v: %w", path, err, formats.ErrFormat)
 		}
 		defer zr.Close()
 		r, name = zr, strings.TrimSuffix(name, ".gz")
 	case strings.HasSuffix(name, ".zst"):
 		zr, err := zstd.NewReader(f, zstd.WithDecoderMaxMemory(MaxDataBytes))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v: %w", path, err, formats.ErrFormat)
+			return nil, 0, fmt.Errorf("%s: %v: %w", path, err, formats.ErrFormat)
 		}
 		defer zr.Close()
 		r, name = zr, strings.TrimSuffix(name, ".zst")
 	}
 	b, err := io.ReadAll(io.LimitReader(r, MaxDataBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v: %w", path, err, formats.ErrFormat)
+		return nil, 0, fmt.Errorf("%s: %v: %w", path, err, formats.ErrFormat)
 	}
 	if len(b) > MaxDataBytes {
-		return nil, fmt.Errorf("%s: more than %d bytes: %w", path, MaxDataBytes, formats.ErrLimit)
+		return nil, 0, fmt.Errorf("%s: more than %d bytes: %w", path, MaxDataBytes, formats.ErrLimit)
 	}
 	if strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".json") {
-		return jsonlSamples(b, path)
+		return jsonlSamples(b, path, o)
 	}
-	return []Sample{{Text: string(b)}}, nil
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, 0, fmt.Errorf("%s: empty dataset: %w", path, formats.ErrFormat)
+	}
+	return []Sample{{Text: string(b)}}, 0, nil
 }
 
-func jsonlSamples(b []byte, path string) ([]Sample, error) {
+func jsonlSamples(b []byte, path string, o ReadOptions) ([]Sample, int, error) {
 	var out []Sample
+	skipped := 0
+	bad := func(err error) error {
+		if !o.SkipBad {
+			return err
+		}
+		skipped++
+		if o.OnBad != nil {
+			o.OnBad(err.Error())
+		}
+		return nil
+	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, len(b)+1)
 	line := 0
@@ -85,7 +119,10 @@ func jsonlSamples(b []byte, path string) ([]Sample, error) {
 			Completion *string `json:"completion"`
 		}
 		if err := json.Unmarshal(l, &rec); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v: %w", path, line, err, formats.ErrFormat)
+			if err := bad(fmt.Errorf("%s:%d: %v: %w", path, line, err, formats.ErrFormat)); err != nil {
+				return nil, skipped, err
+			}
+			continue
 		}
 		switch {
 		case rec.Text != nil && rec.Prompt == nil && rec.Completion == nil:
@@ -93,16 +130,18 @@ func jsonlSamples(b []byte, path string) ([]Sample, error) {
 		case rec.Text == nil && rec.Prompt != nil && rec.Completion != nil:
 			out = append(out, Sample{Prompt: *rec.Prompt, Completion: *rec.Completion})
 		default:
-			return nil, fmt.Errorf("%s:%d: want a \"text\" field, or \"prompt\" and \"completion\": %w", path, line, formats.ErrFormat)
+			if err := bad(fmt.Errorf("%s:%d: want a \"text\" field, or \"prompt\" and \"completion\": %w", path, line, formats.ErrFormat)); err != nil {
+				return nil, skipped, err
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %v: %w", path, err, formats.ErrFormat)
+		return nil, skipped, fmt.Errorf("%s: %v: %w", path, err, formats.ErrFormat)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no samples: %w", path, formats.ErrFormat)
+		return nil, skipped, fmt.Errorf("%s: empty dataset (no samples; %d bad lines skipped): %w", path, skipped, formats.ErrFormat)
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
 // Window is one packed training sequence: Inputs[i] predicts Targets[i],
@@ -118,10 +157,36 @@ type Window struct {
 // sharing one token). BOS is never a target; prompt tokens are not
 // targets. A tail shorter than a window is dropped.
 func Pack(tok *tokenizer.Tokenizer, samples []Sample, seqLen int) []Window {
+	ws, _, _ := PackWith(tok, samples, seqLen, "")
+	return ws
+}
+
+// PackStats counts the samples PackWith saw and what it did with the
+// ones longer than a window (seqLen+1 tokens with BOS and EOS).
+type PackStats struct {
+	Samples   int `json:"samples"`
+	Long      int `json:"long_samples"`
+	Truncated int `json:"truncated"`
+	Split     int `json:"split"`
+	Dropped   int `json:"dropped"`
+}
+
+// PackWith is Pack with a policy for long samples: "split" (or "") lets
+// a sample run on across consecutive windows, "truncate" keeps its first
+// seqLen+1 tokens, "drop" leaves it out.
+func PackWith(tok *tokenizer.Tokenizer, samples []Sample, seqLen int, long string) ([]Window, PackStats, error) {
+	var st PackStats
+	switch long {
+	case "", "split", "truncate", "drop":
+	default:
+		return nil, st, fmt.Errorf("train: long-samples %q (want truncate, split or drop): %w", long, ErrConfig)
+	}
 	var ids []int32
 	var tgt []bool
 	no := false
 	for _, s := range samples {
+		st.Samples++
+		mark := len(ids)
 		if s.Prompt != "" || s.Completion != "" {
 			p := tok.Encode(s.Prompt, tokenizer.EncodeOptions{ParseSpecial: true})
 			c := tok.Encode(s.Completion, tokenizer.EncodeOptions{ParseSpecial: true, AddBOS: &no, AddEOS: &no})
@@ -142,10 +207,23 @@ func Pack(tok *tokenizer.Tokenizer, samples []Sample, seqLen int) []Window {
 		}
 		ids = append(ids, tok.EOS())
 		tgt = append(tgt, true)
+		if n := len(ids) - mark; n > seqLen+1 {
+			st.Long++
+			switch long {
+			case "truncate":
+				ids, tgt = ids[:mark+seqLen+1], tgt[:mark+seqLen+1]
+				st.Truncated++
+			case "drop":
+				ids, tgt = ids[:mark], tgt[:mark]
+				st.Dropped++
+			default:
+				st.Split++
+			}
+		}
 	}
 	var out []Window
 	for s := 0; s+seqLen+1 <= len(ids); s += seqLen {
 		out = append(out, Window{Inputs: ids[s : s+seqLen], Targets: ids[s+1 : s+seqLen+1], Mask: tgt[s+1 : s+seqLen+1]})
 	}
-	return out
+	return out, st, nil
 }

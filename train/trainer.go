@@ -22,8 +22,14 @@ type Trainer struct {
 	pairs []*LoRA
 	lins  []*Linear // adapted layers, in pairs order
 	rng   *rand.Rand
+	src   *rand.PCG // rng's state, saved in checkpoints
 	step  int
 	pass  *pass
+	// Data position: the current epoch's window order, the next index
+	// into it and the epoch number (1-based; 0 before the first Run).
+	order []int
+	next  int
+	epoch int
 }
 
 // Open opens the base model (GGUF file or HF folder) and initialises the
@@ -48,7 +54,8 @@ func Open(path string, cfg Config) (*Trainer, error) {
 }
 
 func newTrainer(m *Model, cfg Config) (*Trainer, error) {
-	t := &Trainer{Cfg: cfg, Model: m, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
+	src := rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)
+	t := &Trainer{Cfg: cfg, Model: m, rng: rand.New(src), src: src}
 	scale := float32(lora.Scale(cfg.Alpha, cfg.Rank, cfg.RSLoRA))
 	for _, li := range cfg.Layers {
 		if li < 0 || li >= len(m.blocks) {
@@ -169,12 +176,15 @@ func (t *Trainer) Run(ctx context.Context, trainW, val []Window) (Summary, error
 	if len(val) > 0 {
 		sum.InitValLoss, _ = t.Loss(val)
 	}
-	order := t.rng.Perm(len(trainW))
-	next := 0
+	if t.order == nil {
+		t.order, t.next, t.epoch = t.rng.Perm(len(trainW)), 0, 1
+	} else if len(t.order) != len(trainW) {
+		return Summary{}, fmt.Errorf("train: resumed with %d training windows, the checkpoint has %d: %w", len(trainW), len(t.order), ErrCheckpoint)
+	}
 	start := time.Now()
 	per := t.Cfg.Batch * t.Cfg.GradAccum
 	var peak StepStats
-	for s := 1; s <= total; s++ {
+	for s := t.step + 1; s <= total; s++ {
 		if err := ctx.Err(); err != nil {
 			return sum, err
 		}
@@ -183,11 +193,12 @@ func (t *Trainer) Run(ctx context.Context, trainW, val []Window) (Summary, error
 		count := 0
 		toks := 0
 		for range per {
-			if next == len(order) {
-				order, next = t.rng.Perm(len(trainW)), 0
+			if t.next == len(t.order) {
+				t.order, t.next = t.rng.Perm(len(trainW)), 0
+				t.epoch++
 			}
-			w := trainW[order[next]]
-			next++
+			w := trainW[t.order[t.next]]
+			t.next++
 			l, c := t.accumulate(w)
 			nll += l
 			count += c
@@ -215,6 +226,11 @@ func (t *Trainer) Run(ctx context.Context, trainW, val []Window) (Summary, error
 			sum.FinalValLoss = vl
 			if t.Cfg.OnEval != nil {
 				t.Cfg.OnEval(EvalStats{Step: s, ValLoss: vl, Tokens: n})
+			}
+		}
+		if t.Cfg.SaveEvery > 0 && s%t.Cfg.SaveEvery == 0 && s < total && t.Cfg.OnSave != nil {
+			if err := t.Cfg.OnSave(s); err != nil {
+				return sum, err
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/qtool-dev/qtool/train"
 )
@@ -37,6 +38,90 @@ type FinetuneOptions struct {
 	ValSplit float64
 	// Format is the adapter format: "" (by -o's extension), peft or gguf.
 	Format string
+	// CheckpointDir is --checkpoint-dir ("" means Output + ".checkpoint").
+	CheckpointDir string
+	// Resume is --resume: a checkpoint folder to continue from.
+	Resume string
+	// SkipBad skips bad JSONL lines; LongSamples is truncate, split or drop.
+	SkipBad     bool
+	LongSamples string
+
+	resume *train.Checkpoint
+	flags  map[string]string // the training flags given, recorded in checkpoints
+}
+
+// notRecorded are the flags a checkpoint does not pin: they do not change
+// the trained adapter (model and data are checked by fingerprint).
+var notRecorded = map[string]bool{"resume": true, "dry-run": true, "force": true, "help": true,
+	"checkpoint-dir": true, "save-every": true, "model": true, "data": true, "val": true, "json": true, "quiet": true}
+
+// applyCheckpointFlags loads --resume's checkpoint and sets every flag it
+// records; a flag given on the command line must agree.
+func applyCheckpointFlags(cmd *cobra.Command, opts *FinetuneOptions) error {
+	ck, err := train.LoadCheckpoint(opts.Resume)
+	if err != nil {
+		return &InputError{Err: err}
+	}
+	var rec struct {
+		Flags map[string]string `json:"flags"`
+	}
+	if err := json.Unmarshal(ck.Extra, &rec); err != nil || rec.Flags == nil {
+		return &InputError{Err: fmt.Errorf("checkpoint %s is corrupted: no flag record: %w", opts.Resume, train.ErrCheckpoint)}
+	}
+	fl := cmd.Flags()
+	var bad error
+	fl.VisitAll(func(f *pflag.Flag) {
+		if bad != nil || notRecorded[f.Name] {
+			return
+		}
+		v, recorded := rec.Flags[f.Name]
+		if !recorded {
+			v = f.DefValue
+		}
+		if f.Changed {
+			if f.Value.String() != v {
+				bad = &InputError{Err: fmt.Errorf("checkpoint %s was written with another config: --%s %s, not %s: %w", opts.Resume, f.Name, v, f.Value.String(), train.ErrCheckpoint)}
+			}
+			return
+		}
+		if recorded {
+			if err := fl.Set(f.Name, v); err != nil {
+				bad = &InputError{Err: fmt.Errorf("checkpoint %s is corrupted: --%s %q: %v: %w", opts.Resume, f.Name, v, err, train.ErrCheckpoint)}
+			}
+		}
+	})
+	if bad != nil {
+		return bad
+	}
+	for name, p := range map[string]*string{"model": &opts.Model, "data": &opts.Data, "val": &opts.Val} {
+		if !fl.Changed(name) {
+			*p = rec.Flags[name]
+		}
+	}
+	if !fl.Changed("threads") {
+		opts.Cfg.Threads = ck.Config.Threads
+	}
+	if !fl.Changed("save-every") {
+		opts.Cfg.SaveEvery = ck.Config.SaveEvery
+	}
+	if opts.CheckpointDir == "" {
+		opts.CheckpointDir = opts.Resume
+	}
+	opts.resume = ck
+	return nil
+}
+
+// recordFlags keeps the training flags of this run for its checkpoints.
+func recordFlags(cmd *cobra.Command, opts *FinetuneOptions) {
+	opts.flags = map[string]string{}
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if !notRecorded[f.Name] || f.Name == "model" || f.Name == "data" || f.Name == "val" {
+			opts.flags[f.Name] = f.Value.String()
+		}
+	})
+	for name, v := range map[string]string{"model": opts.Model, "data": opts.Data, "val": opts.Val} {
+		opts.flags[name] = v
+	}
 }
 
 func newFinetuneCmd(f *Factory, runF func(context.Context, *FinetuneOptions) error) *cobra.Command {
@@ -66,6 +151,20 @@ a terminal a progress bar shows the loss and tokens/s.`,
   qtool finetune --model ./Llama-3.2-1B --data chat.jsonl --quantize nf4 --target q_proj,v_proj -o lora.gguf --dry-run`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Resume != "" {
+				if err := applyCheckpointFlags(cmd, opts); err != nil {
+					return err
+				}
+			}
+			recordFlags(cmd, opts)
+			switch opts.LongSamples {
+			case "truncate", "split", "drop":
+			default:
+				return flagErrorf("--long-samples %q: want truncate, split or drop", opts.LongSamples)
+			}
+			if opts.Cfg.SaveEvery < 0 {
+				return flagErrorf("--save-every %d: want 0 or more", opts.Cfg.SaveEvery)
+			}
 			if opts.Model == "" || opts.Data == "" || (opts.Output == "" && !opts.DryRun) {
 				return flagErrorf("--model, --data and -o are required")
 			}
@@ -128,6 +227,11 @@ a terminal a progress bar shows the loss and tokens/s.`,
 	fl.Float64Var(&opts.ValSplit, "val-split", 0, "hold out this fraction of the training windows for validation (without --val)")
 	fl.StringVar(&opts.Format, "format", "", "adapter format: peft or gguf (default: gguf for a .gguf -o, else peft)")
 	fl.BoolVar(&c.GradCheckpoint, "grad-checkpoint", false, "keep only block inputs and recompute activations in the backward pass")
+	fl.IntVar(&c.SaveEvery, "save-every", 0, "write a checkpoint every N steps (Ctrl-C and SIGTERM always write one)")
+	fl.StringVar(&opts.CheckpointDir, "checkpoint-dir", "", "checkpoint folder (default: OUT.checkpoint)")
+	fl.StringVar(&opts.Resume, "resume", "", "continue exactly from a checkpoint folder (other flags are taken from it)")
+	fl.BoolVar(&opts.SkipBad, "skip-bad", false, "report bad JSONL lines (file:line) and skip them")
+	fl.StringVar(&opts.LongSamples, "long-samples", "split", "samples longer than --seq-len: truncate, split (run on across windows) or drop")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the plan without training")
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing output")
 	return cmd
@@ -144,20 +248,23 @@ func runFinetune(ctx context.Context, opts *FinetuneOptions) error {
 			return err
 		}
 	}
-	if !opts.DryRun && !opts.Force {
+	if !opts.DryRun && !opts.Force && opts.resume == nil {
 		if _, err := os.Stat(opts.Output); err == nil {
 			return fmt.Errorf("%s exists (use --force to replace it)", opts.Output)
 		}
 	}
-	samples, err := train.ReadSamples(opts.Data)
+	ro := train.ReadOptions{SkipBad: opts.SkipBad, OnBad: func(m string) { opts.IO.infof("skipped %s\n", m) }}
+	samples, skipped, err := train.ReadSamplesWith(opts.Data, ro)
 	if err != nil {
 		return err
 	}
 	var valS []train.Sample
 	if opts.Val != "" {
-		if valS, err = train.ReadSamples(opts.Val); err != nil {
+		var n int
+		if valS, n, err = train.ReadSamplesWith(opts.Val, ro); err != nil {
 			return err
 		}
+		skipped += n
 	}
 	jsonOut := json.NewEncoder(opts.IO.Out)
 	cfg := opts.Cfg
@@ -188,10 +295,13 @@ func runFinetune(ctx context.Context, opts *FinetuneOptions) error {
 		return err
 	}
 	defer tr.Close()
-	tw := train.Pack(tr.Model.Base.Tok, samples, tr.Cfg.SeqLen)
+	tw, pst, err := train.PackWith(tr.Model.Base.Tok, samples, tr.Cfg.SeqLen, opts.LongSamples)
+	if err != nil {
+		return &FlagError{Err: err}
+	}
 	var vw []train.Window
 	if valS != nil {
-		vw = train.Pack(tr.Model.Base.Tok, valS, tr.Cfg.SeqLen)
+		vw, _, _ = train.PackWith(tr.Model.Base.Tok, valS, tr.Cfg.SeqLen, opts.LongSamples)
 	} else if opts.ValSplit > 0 {
 		tw, vw = train.SplitWindows(tw, opts.ValSplit, opts.Seed)
 	}
@@ -199,10 +309,49 @@ func runFinetune(ctx context.Context, opts *FinetuneOptions) error {
 		return printPlan(opts, tr.Plan(), tr.TotalSteps(len(tw)), len(tw))
 	}
 	if len(tw) == 0 {
-		return &InputError{Err: fmt.Errorf("%s holds fewer than %d tokens", opts.Data, tr.Cfg.SeqLen+1)}
+		return &InputError{Err: fmt.Errorf("%s holds fewer than %d tokens: no training window of --seq-len %d", opts.Data, tr.Cfg.SeqLen+1, tr.Cfg.SeqLen)}
 	}
+	if per := tr.Cfg.Batch * tr.Cfg.GradAccum; len(tw) < per {
+		return &InputError{Err: fmt.Errorf("%s gives %d training windows of %d tokens, fewer than one batch (batch × grad-accum = %d)", opts.Data, len(tw), tr.Cfg.SeqLen, per)}
+	}
+	fp, err := train.ModelFingerprint(opts.Model)
+	if err != nil {
+		return err
+	}
+	dataFP := train.WindowsFingerprint(tw)
+	if ck := opts.resume; ck != nil {
+		if ck.Model != fp {
+			return &InputError{Err: fmt.Errorf("checkpoint %s was written for another model (size %d, sha256 %.12s; %s: size %d, sha256 %.12s): %w",
+				opts.Resume, ck.Model.Size, ck.Model.SHA256, opts.Model, fp.Size, fp.SHA256, train.ErrCheckpoint)}
+		}
+		if ck.Data != dataFP {
+			return &InputError{Err: fmt.Errorf("checkpoint %s was written for another dataset than %s: %w", opts.Resume, opts.Data, train.ErrCheckpoint)}
+		}
+		if err := tr.Restore(ck); err != nil {
+			return &InputError{Err: err}
+		}
+		opts.IO.infof("resuming %s at step %d\n", opts.Resume, ck.Step)
+	}
+	ckDir := opts.CheckpointDir
+	if ckDir == "" {
+		ckDir = filepath.Clean(opts.Output) + ".checkpoint"
+	}
+	extra, err := json.Marshal(struct {
+		Flags map[string]string `json:"flags"`
+	}{opts.flags})
+	if err != nil {
+		return err
+	}
+	save := func() error { return tr.SaveCheckpoint(ckDir, fp, dataFP, extra) }
+	tr.Cfg.OnSave = func(int) error { return save() }
 	sum, err := tr.Run(ctx, tw, vw)
 	if err != nil {
+		if ctx.Err() != nil {
+			if serr := save(); serr != nil {
+				return fmt.Errorf("%w (checkpoint not written: %v)", err, serr)
+			}
+			opts.IO.infof("checkpoint at step %d written to %s (continue with --resume %s)\n", tr.Step(), ckDir, ckDir)
+		}
 		return err
 	}
 	if err := tr.WriteFormat(opts.Output, opts.Format, opts.Force); err != nil {
@@ -213,10 +362,12 @@ func runFinetune(ctx context.Context, opts *FinetuneOptions) error {
 			Done   bool   `json:"done"`
 			Output string `json:"output"`
 			train.Summary
-		}{true, opts.Output, sum})
+			Data train.PackStats `json:"data"`
+			Bad  int             `json:"bad_lines_skipped"`
+		}{true, opts.Output, sum, pst, skipped})
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "steps        %d (%d tokens)\nloss         %.4f\nval loss     %.4f → %.4f\nspeed        %.3f s/step, %.0f tokens/s\npeak RSS     %.1f MiB (anonymous %.1f, file-backed %.1f)\nadapter      %s (%d parameters)\n",
-		sum.Steps, sum.Tokens, sum.FinalLoss, sum.InitValLoss, sum.FinalValLoss, sum.SecPerStep, sum.TokensPerS,
+	_, err = fmt.Fprintf(opts.IO.Out, "data         %d samples, %d bad lines skipped, %d longer than seq-len (%d truncated, %d split, %d dropped)\nsteps        %d (%d tokens)\nloss         %.4f\nval loss     %.4f → %.4f\nspeed        %.3f s/step, %.0f tokens/s\npeak RSS     %.1f MiB (anonymous %.1f, file-backed %.1f)\nadapter      %s (%d parameters)\n",
+		pst.Samples, skipped, pst.Long, pst.Truncated, pst.Split, pst.Dropped, sum.Steps, sum.Tokens, sum.FinalLoss, sum.InitValLoss, sum.FinalValLoss, sum.SecPerStep, sum.TokensPerS,
 		mib(sum.PeakRSS), mib(sum.PeakRSSAnon), mib(sum.PeakRSSFile), filepath.Clean(opts.Output), sum.Params)
 	return err
 }

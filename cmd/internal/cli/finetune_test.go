@@ -2,11 +2,13 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -167,5 +169,126 @@ func TestFinetuneProgressBar(t *testing.T) {
 	s := errOut.String()
 	if !strings.Contains(s, "tok/s") || !strings.Contains(s, "loss ") || strings.Contains(s, "step 1  loss") || !strings.Contains(s, "val loss") {
 		t.Errorf("stderr on a terminal:\n%q", s)
+	}
+}
+
+// cancelAt is a stdout that cancels the run when a --json step line for
+// step k goes by.
+type cancelAt struct {
+	buf    strings.Builder
+	k      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAt) Write(p []byte) (int, error) {
+	c.buf.Write(p)
+	var m map[string]any
+	if json.Unmarshal(p, &m) == nil && m["step"] == float64(c.k) && m["eval"] == nil {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// TestFinetuneResumeExact: a run interrupted after k steps (exit 130,
+// checkpoint written) and resumed with --resume alone writes the same
+// adapter bytes as the uninterrupted run, for several k.
+func TestFinetuneResumeExact(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"finetune", "--model", stories, "--data", shakespeareData, "--max-steps", "6", "--seq-len", "16",
+		"--batch", "2", "--dropout", "0.1", "--warmup", "2", "--seed", "5", "-t", "2", "--json"}
+	ref := filepath.Join(dir, "ref")
+	if code, _, errOut := run(t, append(args, "-o", ref)...); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want, err := os.ReadFile(filepath.Join(ref, "adapter_model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []int{1, 3, 4} {
+		out := filepath.Join(dir, "o"+strconv.Itoa(k))
+		ctx, cancel := context.WithCancel(context.Background())
+		w := &cancelAt{k: k, cancel: cancel}
+		io, _, _, errOut := Test()
+		io.Out = w
+		code := Run(ctx, append(args, "-o", out, "--save-every", "2"), io, false)
+		cancel()
+		if code != ExitInterrupted {
+			t.Fatalf("k=%d: exit %d: %s", k, code, errOut)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("k=%d: interrupted run wrote %s", k, out)
+		}
+		ck := out + ".checkpoint"
+		if code, _, errOut := run(t, "finetune", "--resume", ck); code != ExitOK {
+			t.Fatalf("k=%d: resume exit %d: %s", k, code, errOut)
+		}
+		got, err := os.ReadFile(filepath.Join(out, "adapter_model.safetensors"))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("k=%d: resumed adapter differs from the uninterrupted run (%v)", k, err)
+		}
+		if k != 1 {
+			continue
+		}
+		// Refusals: another config, a corrupted file.
+		os.RemoveAll(out)
+		if code, _, errOut := run(t, "finetune", "--resume", ck, "--lr", "0.5"); code != ExitBadInput || !strings.Contains(errOut, "another config") {
+			t.Errorf("other config: exit %d: %s", code, errOut)
+		}
+		p := filepath.Join(ck, "tensors.bin")
+		b, _ := os.ReadFile(p)
+		b[0] ^= 0xff
+		os.WriteFile(p, b, 0o644)
+		if code, _, errOut := run(t, "finetune", "--resume", ck); code != ExitBadInput || !strings.Contains(errOut, "corrupted") {
+			t.Errorf("corrupted: exit %d: %s", code, errOut)
+		}
+	}
+}
+
+// TestFinetuneDataHygiene: --skip-bad reports file:line and goes on,
+// --long-samples counts, too little data is a clear error.
+func TestFinetuneDataHygiene(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "d.jsonl")
+	long := strings.Repeat("the king is dead, long live the king. ", 20)
+	var lines []string
+	for range 6 {
+		lines = append(lines, `{"text":"to be or not to be"}`, `{"text":"`+long+`"}`)
+	}
+	lines = append(lines, `{"bad"`, `{"prompt":"x"}`)
+	os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	base := []string{"finetune", "--model", stories, "--data", data, "--max-steps", "1", "--seq-len", "32", "-t", "1", "--json"}
+	if code, _, errOut := run(t, append(base, "-o", filepath.Join(dir, "a"))...); code != ExitBadInput || !strings.Contains(errOut, "d.jsonl:13") {
+		t.Errorf("without --skip-bad: exit %d: %s", code, errOut)
+	}
+	for _, mode := range []string{"truncate", "split", "drop"} {
+		code, stdout, errOut := run(t, append(base, "-o", filepath.Join(dir, mode), "--skip-bad", "--long-samples", mode)...)
+		if code != ExitOK || !strings.Contains(errOut, "d.jsonl:13") || !strings.Contains(errOut, "d.jsonl:14") {
+			t.Fatalf("%s: exit %d: %s", mode, code, errOut)
+		}
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		var done struct {
+			Data map[string]int `json:"data"`
+			Bad  int            `json:"bad_lines_skipped"`
+		}
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &done); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"truncate": "truncated", "split": "split", "drop": "dropped"}[mode]
+		if done.Bad != 2 || done.Data["samples"] != 12 || done.Data["long_samples"] != 6 || done.Data[want] != 6 {
+			t.Errorf("%s: summary %+v", mode, done)
+		}
+	}
+	if code, _, _ := run(t, append(base, "-o", filepath.Join(dir, "x"), "--long-samples", "fold")...); code != ExitUsage {
+		t.Errorf("bad --long-samples: exit %d", code)
+	}
+	empty := filepath.Join(dir, "e.jsonl")
+	os.WriteFile(empty, []byte("\n"), 0o644)
+	if code, _, errOut := run(t, "finetune", "--model", stories, "--data", empty, "-o", filepath.Join(dir, "e")); code != ExitBadInput || !strings.Contains(errOut, "empty dataset") {
+		t.Errorf("empty: exit %d: %s", code, errOut)
+	}
+	small := filepath.Join(dir, "s.jsonl")
+	os.WriteFile(small, []byte(`{"text":"`+long+`"}`+"\n"), 0o644)
+	if code, _, errOut := run(t, "finetune", "--model", stories, "--data", small, "-o", filepath.Join(dir, "s"), "--seq-len", "32", "--batch", "64"); code != ExitBadInput || !strings.Contains(errOut, "fewer than one batch") {
+		t.Errorf("small: exit %d: %s", code, errOut)
 	}
 }
