@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X github.com/qtool-dev/qtool/cmd/internal/cli.Version=$(VERSION)
 # npm folders of the reference clients the tests drive (versions pinned in
 # each package.json / package-lock.json).
-NPM_CI    := formats/interop/node formats/vocab/testdata/node
+NPM_CI    := formats/interop/node formats/vocab/testdata/node tokenizer/chat/testdata/node
 # node-llama-cpp's lock cannot list the other platforms' binaries (the
 # registry mirror lacks them), so this one is installed, not ci'd.
 NPM_INST  := convert/testdata/node
