@@ -14,22 +14,29 @@ import (
 
 	"github.com/qtool-dev/qtool/formats"
 	"github.com/qtool-dev/qtool/tokenizer"
+	"github.com/qtool-dev/qtool/tokenizer/chat"
 )
 
 // MaxDataBytes bounds the decompressed size of a dataset.
 const MaxDataBytes = 1 << 30
 
-// Sample is one training example: Text alone (loss on every token), or
-// Prompt + Completion (loss on the completion and the EOS only).
+// Sample is one training example: Text alone (loss on every token),
+// Prompt + Completion (loss on the completion and the EOS only), or a
+// conversation, Messages, rendered with a chat template (loss on the
+// assistant turns only, see EncodeChat).
 type Sample struct {
 	Text       string
 	Prompt     string
 	Completion string
+	Messages   []chat.Message
+	// Where is "file:line" for a JSONL sample, for error messages.
+	Where string
 }
 
 // ReadSamples reads a dataset: plain text (the whole file is one sample)
-// or JSONL (.jsonl / .json, one object a line with "text", or "prompt" and
-// "completion"); a .gz or .zst suffix is decompressed first. A bad line is
+// or JSONL (.jsonl / .json, one object a line with "text", "prompt" and
+// "completion", or "messages": a list of {"role", "content"} objects with
+// role system, user or assistant); a .gz or .zst suffix is decompressed first. A bad line is
 // reported as "file:line: what" wrapping formats.ErrFormat.
 func ReadSamples(path string) ([]Sample, error) {
 	out, _, err := ReadSamplesWith(path, ReadOptions{})
@@ -117,6 +124,10 @@ func jsonlSamples(b []byte, path string, o ReadOptions) ([]Sample, int, error) {
 			Text       *string `json:"text"`
 			Prompt     *string `json:"prompt"`
 			Completion *string `json:"completion"`
+			Messages   *[]struct {
+				Role    *string `json:"role"`
+				Content *string `json:"content"`
+			} `json:"messages"`
 		}
 		if err := json.Unmarshal(l, &rec); err != nil {
 			if err := bad(fmt.Errorf("%s:%d: %v: %w", path, line, err, formats.ErrFormat)); err != nil {
@@ -124,13 +135,23 @@ func jsonlSamples(b []byte, path string, o ReadOptions) ([]Sample, int, error) {
 			}
 			continue
 		}
+		where := fmt.Sprintf("%s:%d", path, line)
 		switch {
-		case rec.Text != nil && rec.Prompt == nil && rec.Completion == nil:
+		case rec.Messages != nil && rec.Text == nil && rec.Prompt == nil && rec.Completion == nil:
+			msgs, err := chatMessages(*rec.Messages)
+			if err != nil {
+				if err := bad(fmt.Errorf("%s: %v: %w", where, err, formats.ErrFormat)); err != nil {
+					return nil, skipped, err
+				}
+				continue
+			}
+			out = append(out, Sample{Messages: msgs, Where: where})
+		case rec.Text != nil && rec.Prompt == nil && rec.Completion == nil && rec.Messages == nil:
 			out = append(out, Sample{Text: *rec.Text})
-		case rec.Text == nil && rec.Prompt != nil && rec.Completion != nil:
+		case rec.Text == nil && rec.Prompt != nil && rec.Completion != nil && rec.Messages == nil:
 			out = append(out, Sample{Prompt: *rec.Prompt, Completion: *rec.Completion})
 		default:
-			if err := bad(fmt.Errorf("%s:%d: want a \"text\" field, or \"prompt\" and \"completion\": %w", path, line, formats.ErrFormat)); err != nil {
+			if err := bad(fmt.Errorf("%s:%d: want a \"text\" field, \"prompt\" and \"completion\", or \"messages\": %w", path, line, formats.ErrFormat)); err != nil {
 				return nil, skipped, err
 			}
 		}
@@ -142,6 +163,29 @@ func jsonlSamples(b []byte, path string, o ReadOptions) ([]Sample, int, error) {
 		return nil, skipped, fmt.Errorf("%s: empty dataset (no samples; %d bad lines skipped): %w", path, skipped, formats.ErrFormat)
 	}
 	return out, skipped, nil
+}
+
+// chatMessages checks the "messages" of a JSONL line.
+func chatMessages(raw []struct {
+	Role    *string `json:"role"`
+	Content *string `json:"content"`
+}) ([]chat.Message, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("\"messages\" is empty")
+	}
+	out := make([]chat.Message, len(raw))
+	for i, m := range raw {
+		if m.Role == nil || m.Content == nil {
+			return nil, fmt.Errorf("message %d: want string \"role\" and \"content\"", i)
+		}
+		switch *m.Role {
+		case "system", "user", "assistant":
+		default:
+			return nil, fmt.Errorf("message %d: role %q (want system, user or assistant)", i, *m.Role)
+		}
+		out[i] = chat.Message{Role: *m.Role, Content: *m.Content}
+	}
+	return out, nil
 }
 
 // Window is one packed training sequence: Inputs[i] predicts Targets[i],
@@ -175,6 +219,36 @@ type PackStats struct {
 // a sample run on across consecutive windows, "truncate" keeps its first
 // seqLen+1 tokens, "drop" leaves it out.
 func PackWith(tok *tokenizer.Tokenizer, samples []Sample, seqLen int, long string) ([]Window, PackStats, error) {
+	return PackOpts(tok, samples, seqLen, PackOptions{Long: long})
+}
+
+// PackOptions control PackOpts.
+type PackOptions struct {
+	// Long is the long-sample policy of PackWith.
+	Long string
+	// Chat renders the Messages samples (required when there are any).
+	Chat *chat.Template
+	// TrainOnPrompt puts the loss on every token of a conversation, not
+	// only on its assistant turns.
+	TrainOnPrompt bool
+}
+
+// HasMessages reports whether any sample is a conversation.
+func HasMessages(samples []Sample) bool {
+	for _, s := range samples {
+		if s.Messages != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// PackOpts is PackWith with options. A conversation is encoded by
+// EncodeChat and ends with the template's end of turn: no EOS is added
+// after it. A conversation the template cannot render is an error naming
+// its file:line, wrapping formats.ErrFormat.
+func PackOpts(tok *tokenizer.Tokenizer, samples []Sample, seqLen int, o PackOptions) ([]Window, PackStats, error) {
+	long := o.Long
 	var st PackStats
 	switch long {
 	case "", "split", "truncate", "drop":
@@ -187,7 +261,17 @@ func PackWith(tok *tokenizer.Tokenizer, samples []Sample, seqLen int, long strin
 	for _, s := range samples {
 		st.Samples++
 		mark := len(ids)
-		if s.Prompt != "" || s.Completion != "" {
+		if s.Messages != nil {
+			if o.Chat == nil {
+				return nil, st, fmt.Errorf("train: %s: a \"messages\" sample needs a chat template: %w", s.Where, ErrConfig)
+			}
+			c, m, err := EncodeChat(tok, o.Chat, s.Messages, o.TrainOnPrompt)
+			if err != nil {
+				return nil, st, fmt.Errorf("%s: %v: %w", s.Where, err, formats.ErrFormat)
+			}
+			ids = append(ids, c...)
+			tgt = append(tgt, m...)
+		} else if s.Prompt != "" || s.Completion != "" {
 			p := tok.Encode(s.Prompt, tokenizer.EncodeOptions{ParseSpecial: true})
 			c := tok.Encode(s.Completion, tokenizer.EncodeOptions{ParseSpecial: true, AddBOS: &no, AddEOS: &no})
 			ids = append(ids, p...)
@@ -205,8 +289,10 @@ func PackWith(tok *tokenizer.Tokenizer, samples []Sample, seqLen int, long strin
 				tgt = append(tgt, id != tok.BOS())
 			}
 		}
-		ids = append(ids, tok.EOS())
-		tgt = append(tgt, true)
+		if s.Messages == nil {
+			ids = append(ids, tok.EOS())
+			tgt = append(tgt, true)
+		}
 		if n := len(ids) - mark; n > seqLen+1 {
 			st.Long++
 			switch long {

@@ -45,6 +45,12 @@ type FinetuneOptions struct {
 	// SkipBad skips bad JSONL lines; LongSamples is truncate, split or drop.
 	SkipBad     bool
 	LongSamples string
+	// ChatTemplate is --chat-template: a Go text/template file that
+	// renders "messages" samples instead of the model's chat template.
+	ChatTemplate string
+	// TrainOnPrompt is --train-on-prompt: loss on every token of a
+	// conversation, not only on the assistant turns.
+	TrainOnPrompt bool
 
 	resume *train.Checkpoint
 	flags  map[string]string // the training flags given, recorded in checkpoints
@@ -136,7 +142,12 @@ the base stays frozen and memory-mapped in its stored type; --quantize nf4
 re-encodes it to NF4 first (QLoRA).
 
 The data is plain text (one sample) or JSONL with "text", or "prompt" and
-"completion" (loss on the completion only), optionally .gz or .zst. Samples
+"completion" (loss on the completion only), or "messages" (a list of
+{"role": system|user|assistant, "content"}), optionally .gz or .zst.
+Conversations are rendered with the model's chat template (Llama 3,
+ChatML/Qwen, Mistral, Gemma and Llama 2 are recognised; any other is
+refused by name) or with --chat-template FILE, a Go text/template; the loss
+is on the assistant turns only unless --train-on-prompt. Samples
 are packed into --seq-len windows with EOS between them and shuffled with
 --seed; --val-split holds out a fraction of them when there is no --val.
 OUT is a PEFT folder, or a GGUF LoRA adapter when it ends in .gguf
@@ -201,7 +212,7 @@ a terminal a progress bar shows the loss and tokens/s.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&opts.Model, "model", "m", "", "base model: GGUF file or Hugging Face folder")
-	fl.StringVar(&opts.Data, "data", "", "training data: text or JSONL (text | prompt+completion), optionally .gz/.zst")
+	fl.StringVar(&opts.Data, "data", "", "training data: text or JSONL (text | prompt+completion | messages), optionally .gz/.zst")
 	fl.StringVar(&opts.Val, "val", "", "validation data, same formats")
 	fl.StringVarP(&opts.Output, "output", "o", "", "adapter output: PEFT folder, or a .gguf file")
 	fl.IntVar(&c.Rank, "rank", 8, "LoRA rank r")
@@ -232,6 +243,8 @@ a terminal a progress bar shows the loss and tokens/s.`,
 	fl.StringVar(&opts.Resume, "resume", "", "continue exactly from a checkpoint folder (other flags are taken from it)")
 	fl.BoolVar(&opts.SkipBad, "skip-bad", false, "report bad JSONL lines (file:line) and skip them")
 	fl.StringVar(&opts.LongSamples, "long-samples", "split", "samples longer than --seq-len: truncate, split (run on across windows) or drop")
+	fl.StringVar(&opts.ChatTemplate, "chat-template", "", "Go text/template file that renders \"messages\" samples (instead of the model's chat template)")
+	fl.BoolVar(&opts.TrainOnPrompt, "train-on-prompt", false, "conversations: loss on every token, not only the assistant turns")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the plan without training")
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing output")
 	return cmd
@@ -295,13 +308,24 @@ func runFinetune(ctx context.Context, opts *FinetuneOptions) error {
 		return err
 	}
 	defer tr.Close()
-	tw, pst, err := train.PackWith(tr.Model.Base.Tok, samples, tr.Cfg.SeqLen, opts.LongSamples)
+	po := train.PackOptions{Long: opts.LongSamples, TrainOnPrompt: opts.TrainOnPrompt}
+	if opts.ChatTemplate != "" || train.HasMessages(samples) || train.HasMessages(valS) {
+		if po.Chat, err = train.ChatTemplate(opts.Model, opts.ChatTemplate); err != nil {
+			return err
+		}
+	}
+	tw, pst, err := train.PackOpts(tr.Model.Base.Tok, samples, tr.Cfg.SeqLen, po)
 	if err != nil {
-		return &FlagError{Err: err}
+		if errors.Is(err, train.ErrConfig) {
+			return &FlagError{Err: err}
+		}
+		return err
 	}
 	var vw []train.Window
 	if valS != nil {
-		vw, _, _ = train.PackWith(tr.Model.Base.Tok, valS, tr.Cfg.SeqLen, opts.LongSamples)
+		if vw, _, err = train.PackOpts(tr.Model.Base.Tok, valS, tr.Cfg.SeqLen, po); err != nil {
+			return err
+		}
 	} else if opts.ValSplit > 0 {
 		tw, vw = train.SplitWindows(tw, opts.ValSplit, opts.Seed)
 	}

