@@ -13,7 +13,6 @@ import (
 	"github.com/qtool-dev/qtool/formats/safetensors"
 	"github.com/qtool-dev/qtool/kernels"
 	"github.com/qtool-dev/qtool/lora"
-	"github.com/qtool-dev/qtool/quantize"
 	"github.com/qtool-dev/qtool/tokenizer"
 )
 
@@ -50,6 +49,8 @@ type Model struct {
 	output  *linear
 	rope    *kernels.RopeTable
 	byHF    map[string]hfRef
+	// W holds the stored tensors by GGUF name.
+	W *Weights
 }
 
 type hfRef struct {
@@ -136,38 +137,8 @@ func load(src formats.Source, f detect.Format, path string, opts Options) (*Mode
 	}
 	c := &m.Cfg
 
-	get := func(name string) (formats.TensorInfo, []byte, error) {
-		ti, ok := infos[name]
-		if !ok {
-			return ti, nil, fmt.Errorf("llama: %s: tensor %s missing: %w", path, name, formats.ErrFormat)
-		}
-		b, err := bsrc.Bytes(ti.Name)
-		return ti, b, err
-	}
-	vector := func(name string, n int) ([]float32, error) {
-		ti, b, err := get(name)
-		if err != nil {
-			return nil, err
-		}
-		if ne, _ := ti.NumElements(); ne != int64(n) {
-			return nil, fmt.Errorf("llama: tensor %s has %d elements, want %d: %w", ti.Name, ne, n, formats.ErrFormat)
-		}
-		v := make([]float32, n)
-		if err := quantize.DequantizeGGML(ti.DType, v, b); err != nil {
-			return nil, fmt.Errorf("llama: tensor %s: %w", ti.Name, err)
-		}
-		return v, nil
-	}
-	mat := func(name string, n, k int) (kernels.BMatrix, error) {
-		ti, b, err := get(name)
-		if err != nil {
-			return nil, err
-		}
-		if len(ti.Shape) != 2 || (n > 0 && ti.Shape[0] != int64(n)) || ti.Shape[1] != int64(k) {
-			return nil, fmt.Errorf("llama: tensor %s has shape %v, want [%d, %d]: %w", ti.Name, ti.Shape, n, k, formats.ErrFormat)
-		}
-		return matrix(b, ti, int(ti.Shape[0]), k)
-	}
+	m.W = &Weights{path: path, src: bsrc, infos: infos}
+	vector, mat := m.W.Vector, m.W.Matrix
 	lin := func(name string, n, k int) (*linear, error) {
 		w, err := mat(name+".weight", n, k)
 		if err != nil {
@@ -245,7 +216,7 @@ func load(src formats.Source, f detect.Format, path string, opts Options) (*Mode
 	if f == detect.GGUF && factors != nil {
 		c.RopeScaling = "" // the factors are the whole scaling
 	}
-	m.rope = kernels.NewRopeTable(c.HeadDim, maxPos, c.ropeFreqs(factors, f == detect.HFFolder))
+	m.rope = kernels.NewRopeTable(c.HeadDim, maxPos, c.RopeFreqs(factors, f == detect.HFFolder))
 	if factors != nil {
 		c.RopeScaling = "llama3"
 	}

@@ -169,10 +169,10 @@ func configFromHF(raw []byte) (Config, *arch.Arch, error) {
 	return c, a, nil
 }
 
-// ropeFreqs returns the inverse frequencies after scaling; factors, when
+// RopeFreqs returns the inverse frequencies after scaling; factors, when
 // not nil, are GGUF's rope_freqs.weight (each frequency divided by its
 // factor, as llama.cpp does for Llama 3 files).
-func (c *Config) ropeFreqs(factors []float32, hf bool) []float64 {
+func (c *Config) RopeFreqs(factors []float32, hf bool) []float64 {
 	fr := make([]float64, c.HeadDim/2)
 	for j := range fr {
 		fr[j] = math.Pow(c.RopeTheta, -float64(2*j)/float64(c.HeadDim))

@@ -11,10 +11,11 @@ import (
 	"github.com/qtool-dev/qtool/quantize"
 )
 
-// matrix returns a BMatrix over a stored 2-D weight [n, k] without
+// Matrix returns a BMatrix over a stored 2-D weight [n, k] without
 // copying it: the kernels' own types for f32, f16, bf16, Q8_0 and Q4_0,
-// and a row-dequantizing adapter for the other ggml block types.
-func matrix(data []byte, ti formats.TensorInfo, n, k int) (kernels.BMatrix, error) {
+// and a row-dequantizing adapter for the other ggml block types. The
+// trainer views its frozen weights through it too.
+func Matrix(data []byte, ti formats.TensorInfo, n, k int) (kernels.BMatrix, error) {
 	switch ti.DType {
 	case formats.F32:
 		return kernels.F32MatrixFromBytes(data, n, k)
