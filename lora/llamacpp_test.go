@@ -1,93 +1,18 @@
 package lora
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/qtool-dev/qtool/internal/llamacpptest"
+
 	"github.com/qtool-dev/qtool/formats/gguf"
 	"github.com/qtool-dev/qtool/quantize"
 )
-
-// The llama.cpp check runs node-llama-cpp's prebuilt CPU binary (llama.cpp
-// 0.5.0, the release the goldens were made with) through the convert
-// package's helper, ../convert/testdata/node/llama.mjs. It needs the
-// pinned packages installed:
-//
-//	npm install --ignore-scripts --no-audit --no-fund --omit=optional --prefix convert/testdata/node
-var llamaNodeDir = filepath.Join("..", "convert", "testdata", "node")
-
-// requireLlamaCppNode skips outside CI when node or node-llama-cpp is
-// missing, and fails in CI.
-func requireLlamaCppNode(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("llama.cpp check skipped in -short mode")
-	}
-	why := ""
-	if _, err := exec.LookPath("node"); err != nil {
-		why = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(llamaNodeDir, "node_modules", "node-llama-cpp", "package.json")); err != nil {
-		why = "node-llama-cpp is not installed (npm install --ignore-scripts --no-audit --no-fund --omit=optional --prefix convert/testdata/node)"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "" {
-		t.Skipf("llama.cpp check skipped: %s; set CI=1 to make this a failure", why)
-	}
-	t.Fatalf("llama.cpp check cannot run in CI: %s", why)
-}
-
-// llamaGen is one job of llama.mjs and its result.
-type llamaGen struct {
-	Model  string `json:"model"`
-	Prompt string `json:"prompt"`
-	N      int    `json:"n"`
-}
-
-type llamaGenResult struct {
-	Model     string `json:"model"`
-	Error     string `json:"error"`
-	Prompt    []int  `json:"prompt_ids"`
-	Generated []int  `json:"generated_ids"`
-	Text      string `json:"generated_text"`
-}
-
-// runLlamaMJS runs every job in one node process.
-func runLlamaMJS(t *testing.T, jobs []llamaGen) []llamaGenResult {
-	t.Helper()
-	for i := range jobs {
-		abs, err := filepath.Abs(jobs[i].Model)
-		if err != nil {
-			t.Fatal(err)
-		}
-		jobs[i].Model = abs
-	}
-	b, _ := json.Marshal(jobs)
-	jf := filepath.Join(t.TempDir(), "jobs.json")
-	if err := os.WriteFile(jf, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", "llama.mjs", jf)
-	cmd.Dir = llamaNodeDir
-	cmd.Env = append(os.Environ(), "NODE_LLAMA_CPP_SKIP_DOWNLOAD=true")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node llama.mjs: %v\n%s", err, stderr.Bytes())
-	}
-	var out []llamaGenResult
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out) != len(jobs) {
-		t.Fatalf("llama.mjs output: %v\n%s\n%s", err, stdout.Bytes(), stderr.Bytes())
-	}
-	return out
-}
 
 // referenceRuns reads the generated ids of reference_outputs.json.
 func referenceRuns(t *testing.T) (prompt []int, runs map[string]map[string][]int) {
@@ -123,7 +48,10 @@ func referenceRuns(t *testing.T) (prompt []int, runs map[string]map[string][]int
 // merge, loaded in the same process, reproduces its reference too. A merge
 // re-quantized into a Q8_0 base loads and generates.
 func TestLlamaCppMergedGeneration(t *testing.T) {
-	requireLlamaCppNode(t)
+	if testing.Short() {
+		t.Skip("llama.cpp check skipped in -short mode")
+	}
+	llamacpptest.Require(t)
 	base := mergeOpenGGUF(t, mergeStoriesGGUF)
 	out, err := Merge(base, MergeConfig{Adapters: []*Adapter{storiesAdapter(t, base)}})
 	if err != nil {
@@ -145,7 +73,7 @@ func TestLlamaCppMergedGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	const prompt = "Once upon a time"
-	res := runLlamaMJS(t, []llamaGen{{Model: merged, Prompt: prompt, N: 32}, {Model: mergeGolden, Prompt: prompt, N: 32}, {Model: mergedQ, Prompt: prompt, N: 32}})
+	res := llamacpptest.Run(t, []llamacpptest.Job{{Model: merged, Prompt: prompt, N: 32}, {Model: mergeGolden, Prompt: prompt, N: 32}, {Model: mergedQ, Prompt: prompt, N: 32}})
 	if r := res[2]; r.Error != "" || len(r.Generated) != 32 {
 		t.Errorf("llama.cpp on the re-quantized Q8_0 merge: %q, %d tokens", r.Error, len(r.Generated))
 	} else {

@@ -1,42 +1,16 @@
 package train
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/qtool-dev/qtool/internal/llamacpptest"
 )
 
-// The llama.cpp check runs node-llama-cpp's prebuilt CPU binary through
-// ../convert/testdata/node/perplexity.mjs (its header describes the
-// JOBS.json protocol). It needs the pinned packages installed:
-//
-//	npm install --ignore-scripts --no-audit --no-fund --omit=optional --prefix convert/testdata/node
-var llamaNodeDir = filepath.Join("..", "convert", "testdata", "node")
-
-// requireNodeLlama skips when node or node-llama-cpp is missing and CI is
-// unset, and fails when CI is set.
-func requireNodeLlama(t *testing.T) {
-	t.Helper()
-	why := ""
-	if _, err := exec.LookPath("node"); err != nil {
-		why = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(llamaNodeDir, "node_modules", "node-llama-cpp", "package.json")); err != nil {
-		why = "node-llama-cpp is not installed in convert/testdata/node"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "" {
-		t.Skipf("llama.cpp check skipped: %s; set CI=1 to make this a failure", why)
-	}
-	t.Fatalf("llama.cpp check cannot run in CI: %s", why)
-}
-
+// Jobs and results of ../convert/testdata/node/perplexity.mjs (its header
+// describes the JOBS.json protocol), run through internal/llamacpptest.
 type pplAdapter struct {
 	Path  string  `json:"path"`
 	Scale float64 `json:"scale"`
@@ -64,23 +38,8 @@ type pplResult struct {
 
 func runPerplexity(t *testing.T, jobs []pplJob) []pplResult {
 	t.Helper()
-	b, _ := json.Marshal(jobs)
-	jf := filepath.Join(t.TempDir(), "jobs.json")
-	if err := os.WriteFile(jf, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", "perplexity.mjs", jf)
-	cmd.Dir = llamaNodeDir
-	cmd.Env = append(os.Environ(), "NODE_LLAMA_CPP_SKIP_DOWNLOAD=true")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node perplexity.mjs: %v\n%s", err, stderr.Bytes())
-	}
 	var out []pplResult
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out) != len(jobs) {
-		t.Fatalf("perplexity.mjs output: %v\n%s\n%s", err, stdout.Bytes(), stderr.Bytes())
-	}
+	llamacpptest.RunScript(t, "perplexity.mjs", jobs, &out)
 	for _, r := range out {
 		if r.Error != "" {
 			t.Fatalf("llama.cpp: %s", r.Error)
@@ -98,7 +57,7 @@ func TestLlamaCppSeesAdapter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains and runs llama.cpp through node; -short")
 	}
-	requireNodeLlama(t)
+	llamacpptest.Require(t)
 	trainS, valS := shakespeare(t)
 	tr, err := Open(stories, Config{Rank: 8, Alpha: 16, SeqLen: 64, Batch: 2, MaxSteps: 30, LR: 3e-3,
 		Schedule: "cosine", Warmup: 3, Seed: 42, Threads: 2})
