@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/qtool-dev/qtool/formats"
+	"github.com/qtool-dev/qtool/kernels"
 )
 
 // ToFloat32 decodes n little-endian elements of a scalar float dtype (F32,
@@ -23,13 +24,9 @@ func ToFloat32(dst []float32, src []byte, d formats.DType) error {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 		}
 	case formats.F16:
-		for i := range dst {
-			dst[i] = F16ToF32(binary.LittleEndian.Uint16(src[2*i:]))
-		}
+		kernels.F16BytesToF32(dst, src[:2*n])
 	case formats.BF16:
-		for i := range dst {
-			dst[i] = BF16ToF32(binary.LittleEndian.Uint16(src[2*i:]))
-		}
+		kernels.BF16BytesToF32(dst, src[:2*n])
 	case formats.F64:
 		for i := range dst {
 			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(src[8*i:])))
@@ -53,13 +50,9 @@ func FromFloat32(dst []byte, src []float32, d formats.DType) error {
 			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(f))
 		}
 	case formats.F16:
-		for i, f := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], F32ToF16(f))
-		}
+		kernels.F32ToF16Bytes(dst[:2*len(src)], src)
 	case formats.BF16:
-		for i, f := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], F32ToBF16(f))
-		}
+		kernels.F32ToBF16Bytes(dst[:2*len(src)], src)
 	default:
 		return fmt.Errorf("quantize: cannot encode %v: %w", d, formats.ErrUnsupported)
 	}
