@@ -1,7 +1,6 @@
 package lora
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/qtool-dev/qtool/formats"
 	"github.com/qtool-dev/qtool/formats/mmap"
-	"github.com/qtool-dev/qtool/kernels"
 	"github.com/qtool-dev/qtool/quantize"
 )
 
@@ -41,20 +39,11 @@ func isFloat(d formats.DType) bool {
 // decodeFloat widens F32, F16 or BF16 little-endian bytes into dst
 // (len(raw)/size values); false for other dtypes.
 func decodeFloat(dst []float32, raw []byte, d formats.DType) bool {
-	switch d {
-	case formats.F16:
-		kernels.F16BytesToF32(dst, raw)
-	case formats.BF16:
-		kernels.BF16BytesToF32(dst, raw)
-	case formats.F32:
-		n := len(raw) / 4
-		dst = dst[:n]
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-	default:
+	if !isFloat(d) {
 		return false
 	}
+	// Lengths are the caller's (whole values); ToFloat32 cannot fail here.
+	quantize.ToFloat32(dst[:len(raw)/(d.Bits()/8)], raw, d)
 	return true
 }
 
@@ -80,17 +69,7 @@ func encodeFloat(out []byte, y []float32, d formats.DType, workers int) bool {
 }
 
 func encodeFloatSerial(out []byte, y []float32, d formats.DType) {
-	switch d {
-	case formats.F16:
-		kernels.F32ToF16Bytes(out, y)
-	case formats.BF16:
-		kernels.F32ToBF16Bytes(out, y)
-	default:
-		out = out[:4*len(y)]
-		for i, v := range y {
-			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
-		}
-	}
+	quantize.FromFloat32(out, y, d)
 }
 
 // roundTripFloat replaces x by its value stored as the float dtype d,
