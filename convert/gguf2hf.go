@@ -158,29 +158,7 @@ func hfTensor(src formats.Source, ti formats.TensorInfo, name string, pair arch.
 	default:
 		return formats.Tensor{}, fmt.Errorf("convert: tensor %q is %v, which qtool cannot dequantize: %w", ti.Name, ti.DType, formats.ErrUnsupported)
 	}
-	var rowMap func(int64) int64
-	if pair.Permute != arch.NoPermutation {
-		if len(ti.Shape) == 0 || len(ti.Shape) > 2 {
-			return formats.Tensor{}, fmt.Errorf("convert: tensor %q: cannot permute shape %v: %w", ti.Name, ti.Shape, formats.ErrFormat)
-		}
-		q, err := arch.NewQKRows(ti.Shape[0], pair.Permute.Heads(nHead, nHeadKV))
-		if err != nil {
-			return formats.Tensor{}, fmt.Errorf("convert: tensor %q: %v: %w", ti.Name, err, formats.ErrFormat)
-		}
-		rowMap = q.GGUFRow
-	}
-	rt, err := newRowTensor(src, ti, to, rowMap)
-	if err != nil {
-		return formats.Tensor{}, err
-	}
-	size, ok := formats.DataSize(to, ti.Shape)
-	if !ok {
-		return formats.Tensor{}, fmt.Errorf("convert: tensor %q: bad shape %v: %w", ti.Name, ti.Shape, formats.ErrFormat)
-	}
-	return formats.Tensor{
-		TensorInfo: formats.TensorInfo{Name: name, DType: to, Shape: append([]int64(nil), ti.Shape...), Size: size},
-		Data:       rt,
-	}, nil
+	return plannedTensor(src, ti, name, to, pair.Permute, nHead, nHeadKV, arch.QKRows.GGUFRow)
 }
 
 // sortModelOrder orders HF tensors as transformers' state dict does: the

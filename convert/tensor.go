@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/qtool-dev/qtool/formats"
+	"github.com/qtool-dev/qtool/formats/arch"
 	"github.com/qtool-dev/qtool/quantize"
 )
 
@@ -170,4 +171,34 @@ func writeSlices(w io.Writer, b []byte) (int64, error) {
 		b = b[k:]
 	}
 	return written, nil
+}
+
+// plannedTensor is one output tensor of a conversion: ti's data cast to
+// `to`, with its rows reordered by the Q/K permutation perm (head counts
+// nHead, nHeadKV) when it has one; row maps output rows to input rows
+// (QKRows.GGUFRow for GGUF → HF, QKRows.HFRow for HF → GGUF).
+func plannedTensor(src formats.Source, ti formats.TensorInfo, name string, to formats.DType, perm arch.Permutation, nHead, nHeadKV int64, row func(arch.QKRows, int64) int64) (formats.Tensor, error) {
+	var rowMap func(int64) int64
+	if perm != arch.NoPermutation {
+		if len(ti.Shape) == 0 || len(ti.Shape) > 2 {
+			return formats.Tensor{}, fmt.Errorf("convert: tensor %q: cannot permute shape %v: %w", ti.Name, ti.Shape, formats.ErrFormat)
+		}
+		q, err := arch.NewQKRows(ti.Shape[0], perm.Heads(nHead, nHeadKV))
+		if err != nil {
+			return formats.Tensor{}, fmt.Errorf("convert: tensor %q: %v: %w", ti.Name, err, formats.ErrFormat)
+		}
+		rowMap = func(r int64) int64 { return row(q, r) }
+	}
+	rt, err := newRowTensor(src, ti, to, rowMap)
+	if err != nil {
+		return formats.Tensor{}, err
+	}
+	size, ok := formats.DataSize(to, ti.Shape)
+	if !ok {
+		return formats.Tensor{}, fmt.Errorf("convert: tensor %q: bad shape %v: %w", ti.Name, ti.Shape, formats.ErrFormat)
+	}
+	return formats.Tensor{
+		TensorInfo: formats.TensorInfo{Name: name, DType: to, Shape: append([]int64(nil), ti.Shape...), Size: size},
+		Data:       rt,
+	}, nil
 }
