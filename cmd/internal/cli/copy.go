@@ -196,14 +196,36 @@ func copyToFolder(ctx context.Context, src formats.Source, ts []formats.Tensor, 
 	if _, err := safetensors.WriteFolder(ctx, d.Path(), stringMeta(src.Meta()), ts, safetensors.FolderOptions{MaxShardSize: shard}); err != nil {
 		return err
 	}
-	if fo, ok := src.(*safetensors.Folder); ok {
-		for _, name := range fo.Companions() {
-			if err := copyFile(filepath.Join(fo.Dir(), name), filepath.Join(d.Path(), name)); err != nil {
-				return err
-			}
-		}
+	if err := copyCompanions(src, d.Path(), nil); err != nil {
+		return err
 	}
 	return d.Commit()
+}
+
+// copyCompanions copies a Hugging Face folder's non-weight files
+// (tokenizer, generation config, …) into dir; config.json goes through
+// rewrite when it is not nil. Other sources have no companions.
+func copyCompanions(src formats.Source, dir string, rewrite func([]byte) ([]byte, error)) error {
+	fo, ok := src.(*safetensors.Folder)
+	if !ok {
+		return nil
+	}
+	for _, name := range fo.Companions() {
+		if name != safetensors.ConfigFile || rewrite == nil {
+			if err := copyFile(filepath.Join(fo.Dir(), name), filepath.Join(dir, name)); err != nil {
+				return err
+			}
+			continue
+		}
+		cfg, err := rewrite(fo.Config())
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), cfg, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func copyFile(from, to string) error {

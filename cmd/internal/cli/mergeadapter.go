@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -270,22 +269,8 @@ func writeMergedFolder(ctx context.Context, src formats.Source, out *lora.MergeO
 	if _, err := safetensors.WriteFolder(ctx, d.Path(), stringMeta(out.Meta), out.Tensors, safetensors.FolderOptions{}); err != nil {
 		return err
 	}
-	if fo, ok := src.(*safetensors.Folder); ok {
-		for _, name := range fo.Companions() {
-			if name != safetensors.ConfigFile {
-				if err := copyFile(filepath.Join(fo.Dir(), name), filepath.Join(d.Path(), name)); err != nil {
-					return err
-				}
-				continue
-			}
-			cfg, err := out.RewriteConfig(fo.Config())
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(d.Path(), name), cfg, 0o644); err != nil {
-				return err
-			}
-		}
+	if err := copyCompanions(src, d.Path(), out.RewriteConfig); err != nil {
+		return err
 	}
 	return d.Commit()
 }

@@ -381,22 +381,8 @@ func writeModelFolder(ctx context.Context, src formats.Source, out *quantize.Out
 	if err := writeShards(ctx, d.Path(), stringMeta(out.Meta), out.Shards(shard)); err != nil {
 		return err
 	}
-	if fo, ok := src.(*safetensors.Folder); ok {
-		for _, name := range fo.Companions() {
-			if name != safetensors.ConfigFile {
-				if err := copyFile(filepath.Join(fo.Dir(), name), filepath.Join(d.Path(), name)); err != nil {
-					return err
-				}
-				continue
-			}
-			cfg, err := out.RewriteConfig(fo.Config())
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(d.Path(), name), cfg, 0o644); err != nil {
-				return err
-			}
-		}
+	if err := copyCompanions(src, d.Path(), out.RewriteConfig); err != nil {
+		return err
 	}
 	return d.Commit()
 }
