@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Times float32 C = A·Bᵀ with qtool's kernels (avx512, avx2, generic) against
+# Times float32 C = A·Bᵀ with qtool's kernels (avx512, avx2, generic; and MatMulT with B
+# stored as f32, f16, bf16, NF4, int8, Q8_0, Q4_0) against
 # OpenBLAS (Debian's libopenblas-dev, through the benchmark-only cgo module
 # kernels/internal/blasbench) on the same inputs in one process, alternating
 # engines, and prints medians and ratios. Arguments go to blasbench
