@@ -7,6 +7,9 @@ go 1.26.8
 
 require github.com/qtool-dev/qtool v0.0.0-00010101000000-000000000000
 
-require golang.org/x/sys v0.50.0 // indirect
+require (
+	github.com/x448/float16 v0.8.4 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)
 
 replace github.com/qtool-dev/qtool => ../../..
