@@ -13,6 +13,7 @@ import (
 	"github.com/qtool-dev/qtool/formats/safetensors"
 	"github.com/qtool-dev/qtool/kernels"
 	"github.com/qtool-dev/qtool/lora"
+	"github.com/qtool-dev/qtool/quantize"
 	"github.com/qtool-dev/qtool/tokenizer"
 )
 
@@ -97,6 +98,7 @@ func load(src formats.Source, f detect.Format, path string, opts Options) (*Mode
 	// infos maps GGUF-style names to tensors.
 	infos := map[string]formats.TensorInfo{}
 	hfNames := map[string]string{}
+	bnb := bnbIndex{byGGUF: map[string]*quantize.BNBWeight{}, stored: src.Tensors()}
 	switch f {
 	case detect.GGUF:
 		name, _ := src.Meta().String("general.architecture")
@@ -123,8 +125,27 @@ func load(src formats.Source, f detect.Format, path string, opts Options) (*Mode
 		if m.Cfg, a, err = configFromHF(folder.Config()); err != nil {
 			return nil, err
 		}
+		// A bitsandbytes group is seen as its weight with the original
+		// shape; its companions (X.weight.absmax, X.SCB, …) never take a
+		// GGUF name, whatever the architecture table says.
+		if bnb.all, err = quantize.BNBWeights(src); err != nil {
+			return nil, fmt.Errorf("llama: %s: %w", path, err)
+		}
+		companion := map[string]bool{}
+		for _, g := range bnb.all {
+			for _, c := range g.Companions() {
+				companion[c] = true
+			}
+		}
 		for _, ti := range src.Tensors() {
+			if companion[ti.Name] {
+				continue
+			}
 			if g, _, _, ok := a.GGUFName(ti.Name); ok {
+				if w, ok := bnb.all[ti.Name]; ok {
+					ti.Shape = w.Shape
+					bnb.byGGUF[g] = w
+				}
 				infos[g] = ti
 				hfNames[g] = ti.Name
 			}
@@ -137,7 +158,7 @@ func load(src formats.Source, f detect.Format, path string, opts Options) (*Mode
 	}
 	c := &m.Cfg
 
-	m.W = &Weights{path: path, src: bsrc, infos: infos}
+	m.W = &Weights{path: path, src: bsrc, infos: infos, bnb: bnb}
 	vector, mat := m.W.Vector, m.W.Matrix
 	lin := func(name string, n, k int) (*linear, error) {
 		w, err := mat(name+".weight", n, k)

@@ -16,6 +16,7 @@ type Weights struct {
 	path  string
 	src   formats.ByteSource
 	infos map[string]formats.TensorInfo
+	bnb   bnbIndex // bitsandbytes groups (weights.go)
 }
 
 // Info returns the tensor stored under a GGUF name.
@@ -36,6 +37,9 @@ func (w *Weights) get(name string) (formats.TensorInfo, []byte, error) {
 // Vector decodes a 1-D tensor of n elements (norms, biases, rope factors)
 // to float32.
 func (w *Weights) Vector(name string, n int) ([]float32, error) {
+	if g, ok := w.bnb.byGGUF[name]; ok {
+		return bnbVector(g, n)
+	}
 	ti, b, err := w.get(name)
 	if err != nil {
 		return nil, err
@@ -60,5 +64,5 @@ func (w *Weights) Matrix(name string, n, k int) (kernels.BMatrix, error) {
 	if len(ti.Shape) != 2 || (n > 0 && ti.Shape[0] != int64(n)) || ti.Shape[1] != int64(k) {
 		return nil, fmt.Errorf("llama: tensor %s has shape %v, want [%d, %d]: %w", ti.Name, ti.Shape, n, k, formats.ErrFormat)
 	}
-	return Matrix(b, ti, int(ti.Shape[0]), k)
+	return w.matrix(name, b, ti, k)
 }

@@ -2,6 +2,7 @@ package llama
 
 import (
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/qtool-dev/qtool/formats"
@@ -141,4 +142,118 @@ func (m *Model) addAdapter(ad *lora.Adapter, scale float64) error {
 		l.lora = append(l.lora, loraPair{a: p.A, b: b, r: p.Rank, in: p.In, out: p.Out, scale: float32(p.Scale * scale)})
 	}
 	return nil
+}
+
+// bnbIndex holds what Weights knows of a bitsandbytes-quantized folder
+// (quantize.BNBWeights), and the source's tensor list for Totals.
+type bnbIndex struct {
+	byGGUF map[string]*quantize.BNBWeight // groups whose weight has a GGUF name
+	all    map[string]*quantize.BNBWeight // every group, by its weight's stored name
+	stored []formats.TensorInfo           // every tensor of the source
+}
+
+// BNB returns the bitsandbytes group stored under a GGUF name. Info gives
+// such a group's weight with the original shape (its DType and Size stay
+// those of the stored codes); Matrix views it with BNBMatrix and Vector
+// decodes it. Its companions (absmax, quant_map, quant_state, SCB, …)
+// have no GGUF name.
+func (w *Weights) BNB(name string) (*quantize.BNBWeight, bool) {
+	g, ok := w.bnb.byGGUF[name]
+	return g, ok
+}
+
+// Totals counts the values and bytes of every tensor of the source: a
+// bitsandbytes group counts the elements of its original weight and the
+// bytes of all its members (codes, scales, tables, quant_state).
+func (w *Weights) Totals() (params, bytes int64) {
+	member := map[string]bool{}
+	for _, g := range w.bnb.all {
+		params += g.NumElements()
+		bytes += g.StoredBytes()
+		for _, m := range g.Members {
+			member[m.Name] = true
+		}
+	}
+	for _, ti := range w.bnb.stored {
+		if member[ti.Name] {
+			continue
+		}
+		if n, ok := ti.NumElements(); ok {
+			params += n
+		}
+		if n, ok := ti.NumBytes(); ok {
+			bytes += n
+		}
+	}
+	return params, bytes
+}
+
+// matrix finishes Weights.Matrix once the shape is checked.
+func (w *Weights) matrix(name string, data []byte, ti formats.TensorInfo, k int) (kernels.BMatrix, error) {
+	if g, ok := w.bnb.byGGUF[name]; ok {
+		return BNBMatrix(g)
+	}
+	return Matrix(data, ti, int(ti.Shape[0]), k)
+}
+
+// BNBMatrix views a 2-D bitsandbytes weight [out, in] without copying its
+// codes: kernels.FourBitMatrix for nf4/fp4 whose quant_map is
+// bitsandbytes' table bit for bit, kernels.Int8RowMatrix for LLM.int8(),
+// and otherwise (int8-block, or a 4-bit file with a table of its own) an
+// adapter whose Tile decodes the requested elements with the file's table
+// (quantize.BNBWeight.DequantizeRange). All three give the values
+// quantize.Dequant writes to F32, bit for bit.
+func BNBMatrix(g *quantize.BNBWeight) (kernels.BMatrix, error) {
+	if len(g.Shape) != 2 || g.Shape[0] > math.MaxInt32 || g.Shape[1] > math.MaxInt32 {
+		return nil, fmt.Errorf("llama: tensor %s: shape %v is not a matrix: %w", g.Name, g.Shape, formats.ErrFormat)
+	}
+	n, k := int(g.Shape[0]), int(g.Shape[1])
+	var m kernels.BMatrix
+	var err error
+	switch {
+	case g.Type == quantize.TypeInt8:
+		m, err = kernels.NewInt8RowMatrix(g.Codes, g.SCB, n, k)
+	case (g.Type == quantize.TypeNF4 || g.Type == quantize.TypeFP4) && g.StandardMap():
+		kind := kernels.NF4
+		if g.Kind() == quantize.FP4 {
+			kind = kernels.FP4
+		}
+		m, err = kernels.NewFourBitMatrix(kind, g.Codes, g.Absmax, n, k, g.Blocksize)
+	default:
+		m = &bnbTileMatrix{g: g, n: n, k: k}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("llama: tensor %s: %v: %w", g.Name, err, formats.ErrFormat)
+	}
+	return m, nil
+}
+
+// bnbTileMatrix decodes a bitsandbytes weight tile by tile.
+type bnbTileMatrix struct {
+	g    *quantize.BNBWeight
+	n, k int
+}
+
+func (m *bnbTileMatrix) Rows() int { return m.n }
+func (m *bnbTileMatrix) Cols() int { return m.k }
+
+func (m *bnbTileMatrix) Tile(dst []float32, n0, n1, k0, k1 int) {
+	w := k1 - k0
+	for r := n0; r < n1; r++ {
+		if err := m.g.DequantizeRange(dst[(r-n0)*w:(r-n0+1)*w], int64(r)*int64(m.k)+int64(k0)); err != nil {
+			panic("llama: " + err.Error()) // the group was validated; the kernels pass tiles inside [n, k]
+		}
+	}
+}
+
+// bnbVector decodes a bitsandbytes weight of n elements.
+func bnbVector(g *quantize.BNBWeight, n int) ([]float32, error) {
+	if ne := g.NumElements(); ne != int64(n) {
+		return nil, fmt.Errorf("llama: tensor %s has %d elements, want %d: %w", g.Name, ne, n, formats.ErrFormat)
+	}
+	v := make([]float32, n)
+	if err := g.DequantizeRange(v, 0); err != nil {
+		return nil, fmt.Errorf("llama: tensor %s: %w", g.Name, err)
+	}
+	return v, nil
 }

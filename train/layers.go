@@ -1,10 +1,7 @@
 package train
 
 import (
-	"fmt"
-
 	"github.com/qtool-dev/qtool/kernels"
-	"github.com/qtool-dev/qtool/quantize"
 )
 
 // Linear is one frozen projection Y = X·Wᵀ (+ bias) with an optional LoRA
@@ -119,22 +116,4 @@ func addGW(dx, g []float32, t int, w kernels.BMatrix, th int, tile *[]float32) {
 		w.Tile(buf, n0, n1, 0, k)
 		kernels.SgemmNN(t, k, n1-n0, g[n0:], n, buf, k, dx, k, true, th)
 	}
-}
-
-// quantizeMatrix re-encodes a frozen weight for QLoRA. Only "nf4" is
-// supported: bitsandbytes NF4 in blocks of 64, the codes held in memory
-// (a 16-bit base is never materialised; one f32 copy of one matrix exists
-// while it is quantized).
-func quantizeMatrix(w kernels.BMatrix, q string) (kernels.BMatrix, error) {
-	if q != "nf4" {
-		return nil, fmt.Errorf("train: --quantize %q (only nf4)", q)
-	}
-	n, k := w.Rows(), w.Cols()
-	x := make([]float32, n*k)
-	w.Tile(x, 0, n, 0, k)
-	packed, absmax, err := quantize.Quantize4Bit(quantize.NF4, x, 64)
-	if err != nil {
-		return nil, err
-	}
-	return kernels.NewFourBitMatrix(kernels.NF4, packed, absmax, n, k, 64)
 }

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/qtool-dev/qtool/formats/arch"
@@ -42,6 +43,8 @@ type Model struct {
 	params int64
 	// mapped is the number of bytes of the base model's tensors.
 	mapped int64
+	// codes holds the projections re-encoded for QLoRA (qlora.go).
+	codes codeStore
 }
 
 type block struct {
@@ -67,28 +70,27 @@ func openModel(path string, maxPos int, threads int, quant string) (*Model, erro
 
 func newModel(base *llama.Model, maxPos int, quant string) (*Model, error) {
 	m := &Model{Base: base, Cfg: base.Cfg}
+	done := false
+	defer func() {
+		if !done {
+			m.codes.close()
+		}
+	}()
 	c := &m.Cfg
 	a, err := arch.ByGGUF(c.Arch)
 	if err != nil {
 		return nil, err
 	}
 	m.arch = a
-	for _, ti := range base.Source().Tensors() {
-		if n, ok := ti.NumElements(); ok {
-			m.params += n
-		}
-		if n, ok := ti.NumBytes(); ok {
-			m.mapped += n
-		}
-	}
 	wts := base.W
+	m.params, m.mapped = wts.Totals()
 	vector := wts.Vector
 	mat := func(name string, n, k int, q string) (kernels.BMatrix, error) {
 		w, err := wts.Matrix(name, n, k)
 		if err != nil || q == "" {
 			return w, err
 		}
-		return quantizeMatrix(w, q)
+		return m.codes.quantizeMatrix(w, q)
 	}
 	h, qDim, kvDim := c.Hidden, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	if m.embed, err = mat("token_embd.weight", c.Vocab, h, ""); err != nil {
@@ -119,6 +121,7 @@ func newModel(base *llama.Model, maxPos int, quant string) (*Model, error) {
 			b.lin[j] = l
 		}
 	}
+	m.codes.release()
 	if m.outNorm, err = vector("output_norm.weight", h); err != nil {
 		return nil, err
 	}
@@ -136,11 +139,12 @@ func newModel(base *llama.Model, maxPos int, quant string) (*Model, error) {
 		}
 	}
 	m.rope = kernels.NewRopeTable(c.HeadDim, maxPos, c.RopeFreqs(factors, base.Format == detect.HFFolder))
+	done = true
 	return m, nil
 }
 
-// Close releases the mapping.
-func (m *Model) Close() error { return m.Base.Close() }
+// Close releases the mappings: the base model's and QLoRA's codes.
+func (m *Model) Close() error { return errors.Join(m.codes.close(), m.Base.Close()) }
 
 // hfTarget is the Hugging Face name of a block's module weight.
 func (m *Model) hfTarget(layer, module int) (string, arch.Permutation) {
