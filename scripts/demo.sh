@@ -74,7 +74,8 @@ section "4. QLoRA fine-tune on tiny-shakespeare (train on 24 KB, hold out the la
 step "head -c 24000 $text > $out/train.txt"
 step "tail -c 6000 $text > $out/heldout.txt"
 ft="--model $out/stories260K-hf --quantize nf4 --data $out/train.txt --val $out/heldout.txt -o $out/qlora --rank 8 --alpha 16 --seq-len 128 --batch 4 --max-steps 120"
-echo "(--quantize nf4 re-encodes the frozen weights to NF4 in memory, blocks of 64 with f32 scales;"
+echo "(--quantize nf4 re-encodes the frozen weights to NF4, blocks of 64 with f32 scales, into a"
+echo " memory-mapped temporary file;"
 echo " only the LoRA matrices A and B train)"
 step "$qtool finetune $ft --dry-run"
 step "$qtool finetune $ft --lr 3e-3 --warmup 10 --eval-every 20 --seed 42 --threads 2 --json > $out/finetune.jsonl"
@@ -122,23 +123,21 @@ step "$qtool merge-adapter --model $out/stories260K-hf --adapter $out/qlora -o $
 step "$qtool merge-adapter --model $out/stories260K-nf4 --adapter $out/qlora --requantize -o $out/merged-nf4 | $report"
 
 section "7. eval perplexity on the held-out text"
-echo "(eval reads float and ggml weights; the bitsandbytes folders are decoded to f32 first)"
-step "$qtool dequantize $out/stories260K-nf4 -o $out/stories260K-nf4-f32 --dtype f32 | tail -n 1"
-step "$qtool dequantize $out/merged-nf4 -o $out/merged-nf4-f32 --dtype f32 | tail -n 1"
+echo "(eval reads the bitsandbytes folders in place: NF4 codes through the fused kernels)"
 ev="--data $out/heldout.txt --ctx 128 --json"
 step "$qtool eval --model $out/stories260K-hf $ev > $out/eval/base-f32.json"
 step "$qtool eval --model $out/stories260K-hf --adapter $out/qlora $ev > $out/eval/base-f32+qlora.json"
 step "$qtool eval --model $out/merged-f16.gguf $ev > $out/eval/merged-f16.json"
-step "$qtool eval --model $out/stories260K-nf4-f32 $ev > $out/eval/base-nf4.json"
-step "$qtool eval --model $out/stories260K-nf4-f32 --adapter $out/qlora $ev > $out/eval/base-nf4+qlora.json"
-step "$qtool eval --model $out/merged-nf4-f32 $ev > $out/eval/merged-nf4.json"
+step "$qtool eval --model $out/stories260K-nf4 $ev > $out/eval/base-nf4.json"
+step "$qtool eval --model $out/stories260K-nf4 --adapter $out/qlora $ev > $out/eval/base-nf4+qlora.json"
+step "$qtool eval --model $out/merged-nf4 $ev > $out/eval/merged-nf4.json"
 "$py" - "$out/eval" <<'EOF'
 import json, os, sys
 rows = [
     ("base-f32", "base (stories260K, f32)"),
     ("base-f32+qlora", "base f32 + adapter at run time"),
     ("merged-f16", "merged into f16 (merged-f16.gguf)"),
-    ("base-nf4", "base NF4+dq (step 3, decoded)"),
+    ("base-nf4", "base NF4+dq (step 3, read in place)"),
     ("base-nf4+qlora", "base NF4+dq + adapter at run time"),
     ("merged-nf4", "merged, re-quantized NF4+dq"),
 ]
