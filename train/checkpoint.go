@@ -14,8 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-
-	"github.com/qtool-dev/qtool/formats/outfile"
+	"strings"
 )
 
 // ErrCheckpoint is wrapped by the errors of a checkpoint that cannot be
@@ -167,20 +166,112 @@ func (t *Trainer) SaveCheckpoint(dir string, model Fingerprint, data string, ext
 		return err
 	}
 	jsum := sha256.Sum256(js)
-	d, err := outfile.CreateDir(dir, outfile.Options{Force: true})
+	return commitDir(dir, []namedBytes{{ckptTensors, buf.Bytes()}, {ckptState, js}, {ckptSum, []byte(hex.EncodeToString(jsum[:]) + "\n")}})
+}
+
+type namedBytes struct {
+	name string
+	b    []byte
+}
+
+// prevPath is where commitDir keeps the previous checkpoint of dir while
+// it moves a new one into place.
+func prevPath(dir string) string {
+	dir = filepath.Clean(dir)
+	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".prev")
+}
+
+// commitDir replaces the folder dir by one holding files, so that a
+// process killed at any moment leaves a complete checkpoint behind: the
+// files are written and synced in a temporary folder beside dir; the old
+// dir is renamed to prevPath(dir), the new one to dir, and only then is the
+// old one removed. Killed between the two renames, the previous checkpoint
+// is found at prevPath(dir) (LoadCheckpoint reads it, the next save puts it
+// back); temporaries of killed saves are removed by the next save.
+func commitDir(dir string, files []namedBytes) error {
+	dir = filepath.Clean(dir)
+	parent, base := filepath.Dir(dir), filepath.Base(dir)
+	prev := prevPath(dir)
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(prev); err == nil {
+			if err := os.Rename(prev, dir); err != nil {
+				return fmt.Errorf("checkpoint %s: restore the previous one: %w", dir, err)
+			}
+		}
+	}
+	tmpPrefix := "." + base + ".saving-"
+	if es, err := os.ReadDir(parent); err == nil {
+		for _, e := range es {
+			if strings.HasPrefix(e.Name(), tmpPrefix) {
+				os.RemoveAll(filepath.Join(parent, e.Name()))
+			}
+		}
+	}
+	tmp, err := os.MkdirTemp(parent, tmpPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			os.RemoveAll(tmp)
+		}
+	}()
+	for _, f := range files {
+		if err := writeSynced(filepath.Join(tmp, f.name), f.b); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", dir, err)
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	syncDir(tmp)
+	hadOld := false
+	if _, err := os.Lstat(dir); err == nil {
+		if err := os.RemoveAll(prev); err != nil {
+			return fmt.Errorf("checkpoint %s: remove %s: %w", dir, prev, err)
+		}
+		if err := os.Rename(dir, prev); err != nil {
+			return fmt.Errorf("checkpoint %s: move the previous one aside: %w", dir, err)
+		}
+		hadOld = true
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if hadOld {
+			os.Rename(prev, dir)
+		}
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	committed = true
+	syncDir(parent)
+	if hadOld {
+		os.RemoveAll(prev)
+	}
+	return nil
+}
+
+// writeSynced writes b to the new file name and syncs it.
+func writeSynced(name string, b []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	defer d.Abort()
-	for _, f := range []struct {
-		name string
-		b    []byte
-	}{{ckptTensors, buf.Bytes()}, {ckptState, js}, {ckptSum, []byte(hex.EncodeToString(jsum[:]) + "\n")}} {
-		if err := os.WriteFile(filepath.Join(d.Path(), f.name), f.b, 0o644); err != nil {
-			return err
-		}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
 	}
-	return d.Commit()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncDir makes a folder's entries durable, where the platform allows.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
 }
 
 func putFloats(w *bytes.Buffer, v []float32) {
@@ -195,8 +286,15 @@ func corrupt(dir, format string, args ...any) error {
 	return fmt.Errorf("checkpoint %s is corrupted: %s: %w", dir, fmt.Sprintf(format, args...), ErrCheckpoint)
 }
 
-// LoadCheckpoint reads and verifies a checkpoint folder.
+// LoadCheckpoint reads and verifies a checkpoint folder. When dir does not
+// exist but the previous checkpoint a save left aside does (the save was
+// killed between its renames), that one is read.
 func LoadCheckpoint(dir string) (*Checkpoint, error) {
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(prevPath(dir), ckptState)); err == nil {
+			dir = prevPath(dir)
+		}
+	}
 	js, err := os.ReadFile(filepath.Join(dir, ckptState))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

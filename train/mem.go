@@ -5,15 +5,60 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
-// readMem reads VmHWM, RssAnon and RssFile (bytes) from /proc/self/status;
-// zeros where the file or a field is missing (not Linux).
+// memSampleEvery is how often the sampler started by readMem reads
+// /proc/self/status.
+const memSampleEvery = 100 * time.Millisecond
+
+// memPeak holds the largest RssAnon and RssFile the sampler has seen.
+var memPeak struct {
+	once       sync.Once
+	mu         sync.Mutex
+	anon, file int64
+}
+
+// readMem returns VmHWM (the kernel's high-water mark of the whole RSS)
+// and the largest RssAnon and RssFile (bytes) seen so far: Linux keeps no
+// peak of those two, so the first call starts a goroutine that samples
+// them every memSampleEvery, and each call also reads them now. Fields are
+// zero where /proc/self/status or a field is missing (not Linux).
 func readMem() StepStats {
+	s, ok := readStatus()
+	if !ok {
+		return s
+	}
+	memPeak.once.Do(func() {
+		go func() {
+			for range time.Tick(memSampleEvery) {
+				if s, ok := readStatus(); ok {
+					notePeak(s)
+				}
+			}
+		}()
+	})
+	return notePeak(s)
+}
+
+// notePeak folds s into the sampled peaks and returns s with them.
+func notePeak(s StepStats) StepStats {
+	memPeak.mu.Lock()
+	defer memPeak.mu.Unlock()
+	memPeak.anon = max(memPeak.anon, s.PeakRSSAnon)
+	memPeak.file = max(memPeak.file, s.PeakRSSFile)
+	s.PeakRSSAnon, s.PeakRSSFile = memPeak.anon, memPeak.file
+	return s
+}
+
+// readStatus reads VmHWM, RssAnon and RssFile (bytes) from
+// /proc/self/status into the Peak fields.
+func readStatus() (StepStats, bool) {
 	var s StepStats
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
-		return s
+		return s, false
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -38,5 +83,5 @@ func readMem() StepStats {
 			*dst = kb << 10
 		}
 	}
-	return s
+	return s, true
 }
