@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +24,9 @@ type GenerateOptions struct {
 	TopP     float64
 	Seed     uint64
 	Threads  int
+	// CPUProfile, when set, is a file that receives a pprof CPU profile of
+	// the prompt and generation (hidden flag --cpuprofile, for benchmarks).
+	CPUProfile string
 }
 
 func newGenerateCmd(f *Factory, runF func(context.Context, *GenerateOptions) error) *cobra.Command {
@@ -59,6 +64,8 @@ prints the prompt and generated ids, the text and the timing instead.`,
 	cmd.Flags().Float64Var(&opts.TopP, "top-p", 0.95, "sample within this cumulative probability (1: all)")
 	cmd.Flags().Uint64Var(&opts.Seed, "seed", 0, "random seed for sampling")
 	cmd.Flags().IntVarP(&opts.Threads, "threads", "t", 0, "threads (default: all cores)")
+	cmd.Flags().StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the prompt and generation to this file")
+	_ = cmd.Flags().MarkHidden("cpuprofile")
 	return cmd
 }
 
@@ -96,6 +103,13 @@ func runGenerate(ctx context.Context, opts *GenerateOptions) error {
 	dec := m.Tok.NewStreamDecoder()
 	res := generateResult{PromptIDs: prompt, IDs: []int32{}, PromptTokens: len(prompt), StopReason: "length"}
 
+	if opts.CPUProfile != "" {
+		stop, err := startCPUProfile(opts.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	t0 := time.Now()
 	logits, err := st.Forward(prompt, false)
 	if err != nil {
@@ -142,4 +156,21 @@ func runGenerate(ctx context.Context, opts *GenerateOptions) error {
 	fmt.Fprintln(opts.IO.Out, tail)
 	opts.IO.infof("%d prompt tokens at %.0f tokens/s, %d generated at %.1f tokens/s\n", len(prompt), res.PromptTPS, res.Tokens, res.GenTPS)
 	return nil
+}
+
+// startCPUProfile starts a CPU profile into path; stop ends it and closes
+// the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -8,9 +8,11 @@
 //
 // JOBS.json is a list of {"model": PATH, "lora": [{"path": PATH, "scale": S}]
 // (optional), "windows": [{"inputs": [ids], "targets": [ids],
-// "mask": [bools]}]}. Each window is evaluated from an empty context:
-// inputs[i] is fed at position i and, where mask[i], the log-probability
-// of targets[i] is read from the full logit row (log-softmax in float64).
+// "mask": [bools]}], "precise": true (optional: F32 KV cache and flash
+// attention off, llama-perplexity's -ctk f32 -ctv f32 -fa off)}. Each
+// window is evaluated from an empty context: inputs[i] is fed at position
+// i and, where mask[i], the log-probability of targets[i] is read from the
+// full logit row (log-softmax in float64).
 // The output is a list, one entry per job: {"model", "nll", "count",
 // "mean_nll", "ppl"} or {"model", "error"}.
 import {readFileSync} from "node:fs";
@@ -41,6 +43,9 @@ async function run(job) {
   try {
     const longest = Math.max(1, ...job.windows.map((w) => w.inputs.length));
     const ctxOpts = {contextSize: Math.max(64, longest), batchSize: Math.max(64, longest), threads: 1};
+    if (job.precise) {
+      Object.assign(ctxOpts, {flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32"});
+    }
     if (job.lora?.length) {
       ctxOpts.lora = {adapters: job.lora.map((a) => ({filePath: a.path, scale: a.scale ?? 1}))};
     }
