@@ -116,11 +116,13 @@ func deltaRow(acc, b, a []float32) {
 	}
 }
 
-// rowSums are the per-row squared norms of one merge: of W and of the
-// update Σ s·B·A (before it is added, so a delta that float32 cannot hold
-// next to W still counts).
+// rowSums are the per-row sums of one merge's report: the squared norms
+// of W and of the update Σ s·B·A (before it is added, so a delta that
+// float32 cannot hold next to W still counts), and ‖Q(W+ΔW) − Q(W)‖² when
+// measured. Totals are summed in row order, so they do not depend on how
+// the rows were split.
 type rowSums struct {
-	w, d []float64
+	w, d, diff []float64
 }
 
 // applyTerms writes dst = w + Σ_t float32(s_t·(B_t·A_t)), rows × cols,
@@ -149,66 +151,45 @@ const minParallelElems = 1 << 15
 
 // applyScratch is one goroutine's buffers for apply, kept between calls.
 type applyScratch struct {
-	tiles []float32
-	dsum  []float64
-	sc    deltaScratch
+	tiles        []float32
+	dsum         []float64
+	cols, stride int // of the tiles deltas computed last
+	sc           deltaScratch
 }
 
 // apply is applyTerms for rows [r0, r1) on the calling goroutine; dst and
 // w hold the tensor's rows from row base on (sums is indexed by the
 // tensor's rows). It goes deltaTileRows rows at a time: each adapter's
 // delta for the tile first (deltaScratch.delta, through package kernels
-// where kern says), then the rows combined with W in the order the
-// reference takes them.
+// where kern says), then the rows combined with W (combineRow).
 func (a *applyScratch) apply(dst, w []float32, base, r0, r1, cols int, terms []term, kern []bool, sums rowSums) {
-	th := min(deltaTileRows, r1-r0)
-	if n := len(terms) * th * cols; cap(a.tiles) < n {
+	for i0 := r0; i0 < r1; i0 += deltaTileRows {
+		i1 := min(i0+deltaTileRows, r1)
+		a.deltas(terms, kern, i0, i1, cols)
+		for i := i0; i < i1; i++ {
+			sums.w[i], sums.d[i] = a.combine(dst[(i-base)*cols:(i-base+1)*cols], w[(i-base)*cols:(i-base+1)*cols], terms, i-i0)
+		}
+	}
+}
+
+// deltas computes every adapter's B·A for rows [i0, i1) (at most
+// deltaTileRows) into the scratch tiles, one tile per adapter.
+func (a *applyScratch) deltas(terms []term, kern []bool, i0, i1, cols int) {
+	a.cols, a.stride = cols, (i1-i0)*cols
+	if n := len(terms) * a.stride; cap(a.tiles) < n {
 		a.tiles = make([]float32, n)
 	}
-	tiles := a.tiles
-	sc := &a.sc
-	var dsum []float64
-	if len(terms) > 1 {
-		if cap(a.dsum) < cols {
-			a.dsum = make([]float64, cols)
-		}
-		dsum = a.dsum[:cols]
+	if len(terms) > 1 && cap(a.dsum) < cols {
+		a.dsum = make([]float64, cols)
 	}
-	for i0 := r0; i0 < r1; i0 += th {
-		i1 := min(i0+th, r1)
-		for ti, t := range terms {
-			sc.delta(tiles[ti*th*cols:][:(i1-i0)*cols], t, i0, i1, cols, kern[ti])
-		}
-		for i := i0; i < i1; i++ {
-			wr := w[(i-base)*cols : (i-base+1)*cols]
-			out := dst[(i-base)*cols : (i-base+1)*cols]
-			out = out[:len(wr)]
-			var wsq float64
-			for j, v := range wr {
-				out[j] = v
-				wsq += float64(v) * float64(v)
-			}
-			clear(dsum)
-			var dsq float64
-			for ti, t := range terms {
-				acc := tiles[(ti*th+i-i0)*cols:][:len(out)]
-				s := t.scale
-				for j, d := range acc {
-					sd := float32(s * d) // ggml_scale, rounded before the add
-					out[j] += sd
-					if dsum != nil {
-						dsum[j] += float64(sd)
-					} else {
-						dsq += float64(sd) * float64(sd)
-					}
-				}
-			}
-			for _, v := range dsum {
-				dsq += v * v
-			}
-			sums.w[i], sums.d[i] = wsq, dsq
-		}
+	for ti, t := range terms {
+		a.sc.delta(a.tiles[ti*a.stride:][:a.stride], t, i0, i1, cols, kern[ti])
 	}
+}
+
+// combine is combineRow for row k of the tiles deltas computed last.
+func (a *applyScratch) combine(out, w []float32, terms []term, k int) (wsq, dsq float64) {
+	return combineRow(out, w, a.tiles, k*a.cols, a.stride, terms, a.dsum)
 }
 
 // deltaTileRows is how many output rows applyRange takes at a time: a

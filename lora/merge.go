@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/qtool-dev/qtool/formats"
@@ -61,12 +62,12 @@ var (
 // MergeOutput is a planned merged model: the tensors to write, each a
 // lazy io.WriterTo computing its merge (or copying, dequantizing,
 // quantizing) while it is written, and the metadata. A merged tensor of a
-// float or ggml base written as a float dtype streams by row tiles
-// (mergestream.go: memory of a few tiles per worker); otherwise memory
-// while writing is about three float32-sized buffers of the tensor being
-// merged (W, W' and its encoding). Tensors the adapters do not touch
-// stream through, and a mapped base's pages are released once written.
-// The base must stay open until the output is written.
+// float or ggml base written as a float dtype streams by chunks of rows
+// (mergestream.go: memory of a few chunks of about a million values);
+// otherwise memory while writing is about three float32-sized buffers of
+// the tensor being merged (W, W' and its encoding). Tensors the adapters
+// do not touch stream through, and a mapped base's pages are released
+// once written. The base must stay open until the output is written.
 //
 // Hand Tensors and Meta to gguf.Write (Format GGUF) or to the safetensors
 // writers (Format Safetensors; for a Hugging Face folder also write
@@ -228,6 +229,8 @@ type merger struct {
 	slot      slot // the tensor the re-quantized groups' sources hold
 	total     int64
 	done      atomic.Int64
+	chunks    sync.Pool // *chunkBuf of streamed tensors, reused
+	scratch   sync.Pool // *rowScratch of their workers
 }
 
 // entry is one logical tensor of the base: a stored tensor, or one

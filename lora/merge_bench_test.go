@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/qtool-dev/qtool/fixtures"
 	"github.com/qtool-dev/qtool/formats"
 	"github.com/qtool-dev/qtool/formats/gguf"
+	"github.com/qtool-dev/qtool/formats/outfile"
 	"github.com/qtool-dev/qtool/kernels"
 )
 
@@ -52,7 +54,7 @@ func BenchmarkMerge(b *testing.B) {
 				t0 := time.Now()
 				mergeTo(b, base, ad, out)
 				t1 := time.Now()
-				if err := copyThroughBuffer(path, cp); err != nil {
+				if err := copyThroughBufferTo(path, cp); err != nil {
 					b.Fatal(err)
 				}
 				mergeT += t1.Sub(t0)
@@ -90,7 +92,8 @@ func mergeTo(b *testing.B, base formats.Source, ad *Adapter, path string) {
 // BenchmarkMerge7B measures a merge at the scale of issue 9's goal
 // (under 1 GiB of peak RSS, at least 1.5× llama-export-lora's ~200 MB/s
 // of base on 2 cores). It is skipped unless QTOOL_BENCH_7B=1, since it
-// writes about 4.5 GB to the temporary directory.
+// writes about 4.5 GB to the temporary directory (QTOOL_BENCH_7B_DIR to
+// put it elsewhere).
 //
 // The base is the fixtures "7b" preset (Llama 2 7B's shapes, F16) cut to
 // QTOOL_BENCH_7B_LAYERS layers (default 4: about 2.1 GB, of which 1.6 GB
@@ -99,9 +102,26 @@ func mergeTo(b *testing.B, base formats.Source, ad *Adapter, path string) {
 // projections of every layer, written with Write and read back with Load
 // as qtool merge-adapter reads it; the base is opened with gguf.Open
 // (mapped), as the command does, and the merge written with
-// gguf.WriteFile. Metrics, per kernels level as in BenchmarkMerge:
+// gguf.WriteFile (a temporary file, fsync, rename).
+//
+// Each iteration, in the same directory and right after the merge, also
+// copies the base file twice, each copy ending with an fsync as the
+// merge's output does: through a 1 MiB user-space buffer into an outfile
+// temporary renamed into place (read/write, and the merge's write path:
+// the least a tool that rewrites the bytes as qtool writes them pays),
+// and with io.Copy between the files then an fsync (cp and sync:
+// copy_file_range on Linux, the kernel copies, no user-space pass at
+// all). The machine is shared, so the rates are the medians over the
+// iterations (use -benchtime Nx). Metrics, per kernels level as in
+// BenchmarkMerge:
 //
 //   - merge-MB/s: base bytes per second of Merge plus the write;
+//   - copy-MB/s, cfr-MB/s: the two copies, base bytes per second;
+//   - merge/copy: the median ratio of the merge's time to the buffered
+//     copy's in the same iteration;
+//   - merge-CPU-s: the process's user+system CPU seconds over the merge
+//     (less sensitive than the rates to the other jobs of a shared
+//     machine);
 //   - peak-RSS-MiB: VmHWM of /proc/self/status over the merge, reset
 //     before it with "5" > /proc/self/clear_refs (the test binary, the Go
 //     runtime and the adapter included, and the base's mapped pages the
@@ -125,6 +145,14 @@ func BenchmarkMerge7B(b *testing.B) {
 		c.Layers = n
 	}
 	dir := b.TempDir()
+	if v := os.Getenv("QTOOL_BENCH_7B_DIR"); v != "" {
+		d, err := os.MkdirTemp(v, "merge7b-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(d) })
+		dir = d
+	}
 	path := filepath.Join(dir, "base.gguf")
 	if err := fixtures.WriteGGUF(context.Background(), path, c, false); err != nil {
 		b.Fatal(err)
@@ -142,13 +170,17 @@ func BenchmarkMerge7B(b *testing.B) {
 	for _, ti := range base.Tensors() {
 		size += ti.Size
 	}
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
 	out := filepath.Join(dir, "merged.gguf")
+	cp := filepath.Join(dir, "copy.gguf")
 	for _, lv := range benchLevels() {
 		b.Run(lv, func(b *testing.B) {
 			defer kernels.SetFeatures(lv)()
 			var hwm, anon int64
-			var took time.Duration
-			n := 0
+			var mergeT, copyT, cfrT, ratio, mergeCPU []float64
 			for b.Loop() {
 				os.Remove(out)
 				runtime.GC()
@@ -157,20 +189,111 @@ func BenchmarkMerge7B(b *testing.B) {
 					b.Skipf("cannot reset VmHWM: %v", err)
 				}
 				stop := sampleStatus("RssAnon", 10*time.Millisecond)
-				t0 := time.Now()
+				c0, t0 := cpuSeconds(), time.Now()
 				mergeTo(b, base, ad, out)
-				took += time.Since(t0)
+				mt, mc := time.Since(t0).Seconds(), cpuSeconds()-c0
 				anon = max(anon, stop())
 				hwm = max(hwm, statusKB(b, "VmHWM"))
-				n++
+				ct, err := timeOutfileCopy(path, cp)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ft, err := timeFileRangeCopy(path, cp)
+				if err != nil {
+					b.Fatal(err)
+				}
+				mergeT, copyT, cfrT = append(mergeT, mt), append(copyT, ct), append(cfrT, ft)
+				mergeCPU = append(mergeCPU, mc)
+				ratio = append(ratio, mt/ct)
 			}
-			b.ReportMetric(float64(size)*float64(n)/1e6/took.Seconds(), "merge-MB/s")
+			os.Remove(cp)
+			mb := float64(size) / 1e6
+			b.ReportMetric(mb/median(mergeT), "merge-MB/s")
+			b.ReportMetric(float64(st.Size())/1e6/median(copyT), "copy-MB/s")
+			b.ReportMetric(float64(st.Size())/1e6/median(cfrT), "cfr-MB/s")
+			b.ReportMetric(median(ratio), "merge/copy")
+			b.ReportMetric(median(mergeCPU), "merge-CPU-s")
 			b.ReportMetric(float64(hwm)/1024, "peak-RSS-MiB")
 			b.ReportMetric(float64(anon)/1024, "peak-anon-MiB")
-			b.Logf("%d layers, base %.0f MB, level %s: %.0f MB/s, peak RSS %.0f MiB (anonymous %.0f MiB)",
-				c.Layers, float64(size)/1e6, lv, float64(size)*float64(n)/1e6/took.Seconds(), float64(hwm)/1024, float64(anon)/1024)
+			b.Logf("%d layers, base %.0f MB, level %s, %d runs (medians): merge %.0f MB/s (%.2f s of CPU), buffered copy %.0f MB/s, copy_file_range %.0f MB/s, merge/copy %.2f; peak RSS %.0f MiB (anonymous %.0f MiB)",
+				c.Layers, mb, lv, len(mergeT), mb/median(mergeT), median(mergeCPU), float64(st.Size())/1e6/median(copyT), float64(st.Size())/1e6/median(cfrT), median(ratio), float64(hwm)/1024, float64(anon)/1024)
 		})
 	}
+}
+
+// cpuSeconds is the process's user and system CPU time so far, from
+// /proc/self/stat (in clock ticks, 100 a second on Linux); 0 if unread.
+func cpuSeconds() float64 {
+	raw, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(raw), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(raw[i+1:])) // from field 3, the state
+	if len(f) < 13 {
+		return 0
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64) // field 14, utime
+	s, err2 := strconv.ParseInt(f[12], 10, 64) // field 15, stime
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return float64(u+s) / 100
+}
+
+// median returns the median of v (not empty); v is sorted.
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+// timeOutfileCopy times a buffered copy of from written as the merge
+// writes its output: an outfile temporary beside to (early writeback),
+// fsync, rename. It removes to.
+func timeOutfileCopy(from, to string) (float64, error) {
+	t0 := time.Now()
+	f, err := outfile.Create(to, outfile.Options{Force: true})
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(to)
+	defer f.Abort()
+	if err := copyThroughBuffer(from, f); err != nil {
+		return 0, err
+	}
+	err = f.Commit()
+	return time.Since(t0).Seconds(), err
+}
+
+// timeFileRangeCopy times io.Copy between the two files, which Linux does
+// with copy_file_range (else sendfile or a read/write loop), then an fsync
+// of to: cp followed by sync. It removes to.
+func timeFileRangeCopy(from, to string) (float64, error) {
+	t0 := time.Now()
+	in, err := os.Open(from)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(to)
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return time.Since(t0).Seconds(), err
 }
 
 // statusKB reads one "Key:   N kB" line of /proc/self/status.
@@ -226,19 +349,25 @@ func sampleStatus(key string, period time.Duration) func() int64 {
 	}
 }
 
-// copyThroughBuffer copies a file with a 1 MiB read/write loop.
-func copyThroughBuffer(from, to string) error {
+// copyThroughBuffer copies a file into to with a 1 MiB read/write loop.
+func copyThroughBuffer(from string, to io.Writer) error {
 	in, err := os.Open(from)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.Create(to)
+	buf := make([]byte, 1<<20)
+	_, err = io.CopyBuffer(struct{ io.Writer }{to}, struct{ io.Reader }{in}, buf)
+	return err
+}
+
+// copyThroughBufferTo is copyThroughBuffer into a new file at path.
+func copyThroughBufferTo(from, path string) error {
+	out, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 1<<20)
-	if _, err := io.CopyBuffer(struct{ io.Writer }{out}, struct{ io.Reader }{in}, buf); err != nil {
+	if err := copyThroughBuffer(from, out); err != nil {
 		out.Close()
 		return err
 	}

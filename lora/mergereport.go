@@ -180,16 +180,14 @@ func (d *mergedData) measure(x, y []float32, enc []byte, sums rowSums) error {
 			return err
 		}
 	}
-	var diff float64
+	diffs := make([]float64, len(y)/cols)
 	var changed int64
-	for i, v := range y {
-		if math.Float32bits(v) != math.Float32bits(x[i]) {
-			changed++
-		}
-		dv := float64(v) - float64(x[i])
-		diff += dv * dv
+	for i := range diffs {
+		var c int64
+		diffs[i], c = rowDiff(y[i*cols:(i+1)*cols], x[i*cols:(i+1)*cols])
+		changed += c
 	}
-	d.m.book.fill(e.row, sum(sums.w), sum(sums.d), diff, changed)
+	d.m.book.fill(e.row, sum(sums.w), sum(sums.d), sum(diffs), changed)
 	return nil
 }
 

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -15,21 +15,24 @@ import (
 )
 
 // Streaming merge: a merged tensor whose base is a float or ggml tensor
-// and whose output is a float dtype is produced row tile by row tile —
-// read the tile of W from the base, add the adapters' updates, encode,
-// measure, write — with the tiles computed by the workers and written in
-// order, so memory is a few tiles per worker whatever the tensor's size.
-// Rows are independent for these types (a ggml block never spans rows),
-// so the bytes are those of the whole-tensor path. Bitsandbytes bases and
-// quantized outputs (bitsandbytes blocks run over the flattened tensor)
-// keep the whole-tensor path.
+// and whose output is a float dtype is produced chunk of rows by chunk —
+// read W from the base, add the adapters' updates, encode, measure, write
+// — with the chunks computed by the workers (row by row, while the row is
+// in cache; mergerows.go) and written in order, so memory is a few chunks
+// whatever the tensor's size, and the write of one chunk overlaps the
+// computation of the next ones. Rows are independent for these types (a
+// ggml block never spans rows), so the bytes are those of the
+// whole-tensor path. Bitsandbytes bases and quantized outputs
+// (bitsandbytes blocks run over the flattened tensor) keep the
+// whole-tensor path.
 
 // streamMerge can be cleared by tests to force the whole-tensor path.
 var streamMerge = true
 
-// streamTileElems is about how many values one tile holds (at least
-// deltaTileRows rows); tests lower it to get many tiles.
-var streamTileElems = 1 << 19
+// streamTileElems is about how many values one chunk holds (at least
+// deltaTileRows rows): 2 MiB of F16 output per Write. Tests lower it to
+// get many chunks.
+var streamTileElems = 1 << 20
 
 // isFloat reports the float dtypes the merge writes.
 func isFloat(d formats.DType) bool {
@@ -88,7 +91,7 @@ func roundTripFloat(x []float32, d formats.DType, buf []byte) []byte {
 	return buf
 }
 
-// streamable reports whether d can be produced tile by tile.
+// streamable reports whether d can be produced chunk by chunk.
 func (d *mergedData) streamable() bool {
 	e := d.e
 	if !streamMerge || e.group != nil || !isFloat(d.out) || len(e.shape) != 2 {
@@ -105,40 +108,51 @@ func (d *mergedData) streamable() bool {
 		return false
 	}
 	if e.terms != nil && e.row >= 0 && e.measure.valid() {
-		// The measure's quantizer must work tile by tile too.
+		// The measure's quantizer must work row by row too.
 		return e.measure.bnb == quantize.TypeNone && isFloat(e.measure.dtype)
 	}
 	return true
 }
 
-// tileBuf is one tile's buffers, reused from tile to tile.
-type tileBuf struct {
-	raw []byte // the base bytes, when the source is not mapped
-	x   []float32
-	y   []float32
+// chunkBuf is one chunk's buffers, reused from chunk to chunk: the
+// encoded rows handed to the writer, and the base bytes when the source is
+// not mapped.
+type chunkBuf struct {
+	raw []byte
 	enc []byte
-	tmp []byte
-	sc  applyScratch
 }
 
-// tileJob is one row tile in flight.
-type tileJob struct {
+// chunkJob is one chunk of rows in flight.
+type chunkJob struct {
 	i0, i1  int
-	buf     *tileBuf
+	buf     *chunkBuf
 	enc     []byte
-	diff    float64
 	changed int64
 	done    chan error
 }
 
-// errStopped marks tiles skipped after an error.
+// rowScratch is one worker's buffers, kept from chunk to chunk: one row
+// of W and one of W' (in cache while a row is combined, encoded and
+// measured), the adapters' delta tiles, and the bytes of round trips.
+type rowScratch struct {
+	x, y []float32
+	tmp  []byte
+	sc   applyScratch
+}
+
+// errStopped marks chunks skipped after an error.
 var errStopped = errors.New("lora: merge stopped")
 
-// writeStream is WriteTo for a streamable tensor.
+// writeStream is WriteTo for a streamable tensor. The rows are cut into
+// chunks of about streamTileElems values; the workers compute chunks
+// (deltaTileRows rows of deltas at a time, then row by row: decode W,
+// combine, encode into the chunk, measure) while this goroutine writes the
+// finished ones in order, each in one Write.
 func (d *mergedData) writeStream(w io.Writer) (int64, error) {
 	m, e := d.m, d.e
 	rows, cols := int(e.shape[0]), int(e.shape[1])
 	rowBytes, _ := formats.DataSize(e.info.DType, e.shape[1:])
+	outRow := int64(cols) * int64(d.out.Bits()/8)
 	var raw []byte
 	var sec *io.SectionReader
 	if bs, ok := m.base.(formats.ByteSource); ok {
@@ -159,8 +173,8 @@ func (d *mergedData) writeStream(w io.Writer) (int64, error) {
 	}
 	th := max(1, streamTileElems/(cols*deltaTileRows)) * deltaTileRows
 	th = min(th, rows)
-	tiles := (rows + th - 1) / th
-	workers := max(1, min(m.workers, tiles))
+	chunks := (rows + th - 1) / th
+	workers := max(1, min(m.workers, chunks))
 	var kern []bool
 	var sums rowSums
 	if e.terms != nil {
@@ -171,10 +185,12 @@ func (d *mergedData) writeStream(w io.Writer) (int64, error) {
 		sums = rowSums{w: make([]float64, rows), d: make([]float64, rows)}
 	}
 	measure := e.terms != nil && e.row >= 0 && e.measure.valid() && m.book.claim(e.row)
+	if measure {
+		sums.diff = make([]float64, rows)
+	}
 
-	compute := func(j *tileJob) error {
+	compute := func(j *chunkJob, s *rowScratch) error {
 		b := j.buf
-		n := (j.i1 - j.i0) * cols
 		var src []byte
 		if raw != nil {
 			src = raw[int64(j.i0)*rowBytes : int64(j.i1)*rowBytes]
@@ -188,62 +204,90 @@ func (d *mergedData) writeStream(w io.Writer) (int64, error) {
 				return fmt.Errorf("read tensor %q: %w", e.name, err)
 			}
 		}
-		b.x = grow(b.x, n)
-		x := b.x[:n]
-		if err := decodeFloats(x, src, e.info.DType); err != nil {
-			return err
-		}
-		y := x
-		if e.terms != nil {
-			b.y = grow(b.y, n)
-			y = b.y[:n]
-			b.sc.apply(y, x, j.i0, j.i0, j.i1, cols, e.terms, kern, sums)
-		}
-		k := n * (d.out.Bits() / 8)
-		if cap(b.enc) < k {
+		k := int64(j.i1-j.i0) * outRow
+		if int64(cap(b.enc)) < k {
 			b.enc = make([]byte, k)
 		}
 		j.enc = b.enc[:k]
-		encodeFloatSerial(j.enc, y, d.out)
-		if !measure {
-			return nil
-		}
-		q := e.measure.dtype
-		if d.out != formats.F32 {
-			decodeFloat(y, j.enc, d.out)
-		}
-		if q != d.out {
-			b.tmp = roundTripFloat(y, q, b.tmp)
-		}
-		if !d.refIsBase {
-			b.tmp = roundTripFloat(x, q, b.tmp)
-		}
-		for i, v := range y {
-			if math.Float32bits(v) != math.Float32bits(x[i]) {
-				j.changed++
+		s.x, s.y = grow(s.x, cols), grow(s.y, cols)
+		x, y := s.x[:cols], s.y[:cols]
+		for t0 := j.i0; t0 < j.i1; t0 += deltaTileRows {
+			if t0 > j.i0 {
+				// The loops below have no preemption points: let the
+				// writer, back from a write, have this P now rather than
+				// at the scheduler's next forced preemption (10 ms on).
+				runtime.Gosched()
 			}
-			dv := float64(v) - float64(x[i])
-			j.diff += dv * dv
+			t1 := min(t0+deltaTileRows, j.i1)
+			if e.terms != nil {
+				s.sc.deltas(e.terms, kern, t0, t1, cols)
+			}
+			for i := t0; i < t1; i++ {
+				r := int64(i - j.i0)
+				if err := decodeRow(x, src[r*rowBytes:(r+1)*rowBytes], e.info.DType); err != nil {
+					return tensorError(e.name, fmt.Errorf("row %d: %w", i, err))
+				}
+				out := x
+				if e.terms != nil {
+					out = y
+					sums.w[i], sums.d[i] = s.sc.combine(y, x, e.terms, i-t0)
+				}
+				enc := j.enc[r*outRow : (r+1)*outRow]
+				encodeRow(enc, out, d.out)
+				if !measure {
+					continue
+				}
+				// y becomes Q(W+Δ) and x Q(W), in the measure's type.
+				if d.out != formats.F32 {
+					decodeFloat(y, enc, d.out)
+				}
+				if q := e.measure.dtype; q != d.out {
+					s.tmp = roundTripFloat(y, q, s.tmp)
+				}
+				if !d.refIsBase {
+					s.tmp = roundTripFloat(x, e.measure.dtype, s.tmp)
+				}
+				var c int64
+				sums.diff[i], c = rowDiff(y, x)
+				j.changed += c
+			}
 		}
 		return nil
 	}
 
-	pool := make(chan *tileBuf, workers+1)
+	// Chunks in flight: one being written, one per worker being computed,
+	// and a few ready, so that a slow write does not stall the workers at
+	// once. The buffers are reused from tensor to tensor.
+	pool := make(chan *chunkBuf, workers+4)
 	for range cap(pool) {
-		pool <- &tileBuf{}
+		b, _ := m.chunks.Get().(*chunkBuf)
+		if b == nil {
+			b = &chunkBuf{}
+		}
+		pool <- b
 	}
-	jobs := make(chan *tileJob)
-	order := make(chan *tileJob, cap(pool))
+	defer func() {
+		for range cap(pool) {
+			m.chunks.Put(<-pool)
+		}
+	}()
+	jobs := make(chan *chunkJob)
+	order := make(chan *chunkJob, cap(pool))
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
+			s, _ := m.scratch.Get().(*rowScratch)
+			if s == nil {
+				s = &rowScratch{}
+			}
+			defer m.scratch.Put(s)
 			for j := range jobs {
 				if stop.Load() {
 					j.done <- errStopped
 					continue
 				}
-				j.done <- compute(j)
+				j.done <- compute(j, s)
 			}
 		})
 	}
@@ -251,13 +295,12 @@ func (d *mergedData) writeStream(w io.Writer) (int64, error) {
 		defer close(order)
 		defer close(jobs)
 		for i0 := 0; i0 < rows; i0 += th {
-			j := &tileJob{i0: i0, i1: min(i0+th, rows), buf: <-pool, done: make(chan error, 1)}
+			j := &chunkJob{i0: i0, i1: min(i0+th, rows), buf: <-pool, done: make(chan error, 1)}
 			order <- j
 			jobs <- j
 		}
 	}()
 	var written int64
-	var diff float64
 	var changed int64
 	var firstErr error
 	for j := range order {
@@ -271,7 +314,6 @@ func (d *mergedData) writeStream(w io.Writer) (int64, error) {
 			if err != nil {
 				firstErr = err
 			}
-			diff += j.diff
 			changed += j.changed
 		}
 		if firstErr != nil {
@@ -287,7 +329,7 @@ func (d *mergedData) writeStream(w io.Writer) (int64, error) {
 		return written, firstErr
 	}
 	if measure {
-		m.book.fill(e.row, sum(sums.w), sum(sums.d), diff, changed)
+		m.book.fill(e.row, sum(sums.w), sum(sums.d), sum(sums.diff), changed)
 	}
 	if d.count {
 		m.advance(e.bytes)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrExists is returned when the destination exists and Force is not set.
@@ -73,10 +74,29 @@ func checkDest(path string, force bool) error {
 // so it is an io.Writer and an io.WriterAt.
 type File struct {
 	*os.File
-	dest string
-	opts Options
-	done bool
-	mu   sync.Mutex
+	dest    string
+	opts    Options
+	done    bool
+	mu      sync.Mutex
+	pending atomic.Int64 // bytes written since the last startWriteback
+}
+
+// writebackEvery is how many bytes File.Write passes on before it asks
+// the kernel to start writing the file's dirty pages to disk (Linux; see
+// startWriteback), so that the disk works while the output is produced and
+// Commit's fsync finds little left to do: a multi-gigabyte file otherwise
+// stays in the page cache, under the background writeback threshold, until
+// the fsync writes all of it while nothing else runs.
+const writebackEvery = 32 << 20
+
+// Write writes p to the temporary file.
+func (f *File) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	if f.pending.Add(int64(n)) >= writebackEvery {
+		f.pending.Store(0)
+		startWriteback(f.File)
+	}
+	return n, err
 }
 
 // Create starts writing path: it creates a temporary file in path's folder.
