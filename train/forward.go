@@ -3,6 +3,8 @@ package train
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 
 	"github.com/qtool-dev/qtool/kernels"
 )
@@ -38,11 +40,23 @@ type pass struct {
 	training bool
 	dropSeed uint64
 	xOut     []float32 // residual after the last block
-	xn       []float32 // final norm
+	xn       []float32 // final norm (loss compacts it in place)
 	invOut   []float32
-	logits   []float32
-	tile     []float32
+	// logits holds the logits of up to lossChunk rows at a time, and then
+	// their gradient; dxn is dL/dxn, set by loss for backward.
+	logits []float32
+	dxn    []float32
+	tile   []float32
 }
+
+// lossFloats bounds the logits computed at once: the loss runs over
+// chunks of rows, so that a long window with a large vocabulary does not
+// hold T×Vocab floats (64 MiB of them at most, unless one row is larger).
+// A variable for the tests.
+var lossFloats = 1 << 24
+
+// lossChunk is the number of rows of logits the loss computes at once.
+func lossChunk(t, vocab int) int { return max(1, min(t, lossFloats/max(vocab, 1))) }
 
 func newPass(m *Model, t, th int, ckpt bool, drop float64) *pass {
 	c := &m.Cfg
@@ -61,7 +75,7 @@ func newPass(m *Model, t, th int, ckpt bool, drop float64) *pass {
 		ps.discard = make([]float32, t*h)
 	}
 	ps.xOut, ps.xn, ps.invOut = make([]float32, t*h), make([]float32, t*h), make([]float32, t)
-	ps.logits = make([]float32, t*c.Vocab)
+	ps.logits = make([]float32, lossChunk(t, c.Vocab)*c.Vocab)
 	return ps
 }
 
@@ -127,9 +141,10 @@ func (ps *pass) dropMasks(li int, a *acts) {
 	}
 }
 
-// forward runs tokens (len T) and leaves the logits [T×Vocab] in ps.logits.
+// forward runs tokens (len T) up to the final norm, ps.xn [T×Hidden];
+// loss computes the logits from it.
 func (ps *pass) forward(tokens []int32) {
-	m, c, t, th := ps.m, &ps.m.Cfg, ps.t, ps.th
+	m, c, t := ps.m, &ps.m.Cfg, ps.t
 	h := c.Hidden
 	x := ps.layers[0].xIn
 	for i, id := range tokens {
@@ -145,7 +160,6 @@ func (ps *pass) forward(tokens []int32) {
 	for i := range t {
 		ps.invOut[i] = kernels.RMSNorm(ps.xn[i*h:(i+1)*h], ps.xOut[i*h:(i+1)*h], m.outNorm, c.Eps)
 	}
-	kernels.MatMulT(ps.logits, c.Vocab, ps.xn, h, t, m.output, false, th)
 }
 
 // blockForward runs block li from a.xIn, filling a's activations, and
@@ -186,14 +200,16 @@ func (l *Linear) forwardAdd(y, x []float32, t int, u, mask []float32, th int) {
 	kernels.Add(y, y, tmp)
 }
 
-// attention fills a.att and the probabilities a.p from a.q, a.k, a.v.
+// attention fills a.att and the probabilities a.p from a.q, a.k, a.v,
+// one head per goroutine at a time (each writes only its own columns of
+// att and its own probabilities).
 func (ps *pass) attention(a *acts) {
 	c, t := &ps.m.Cfg, ps.t
 	d := c.HeadDim
 	qd, kvd := c.Heads*d, c.KVHeads*d
 	group := c.Heads / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
-	for hd := range c.Heads {
+	parallelFor(c.Heads, ps.th, func(_, hd int) {
 		g := hd / group
 		p := a.p[hd*t*t : (hd+1)*t*t]
 		kernels.SgemmNT(t, t, d, a.q[hd*d:], qd, a.k[g*d:], kvd, p, t, false, 1)
@@ -203,53 +219,108 @@ func (ps *pass) attention(a *acts) {
 			kernels.SoftmaxCausal(row, i+1)
 		}
 		kernels.SgemmNN(t, d, t, p, t, a.v[g*d:], kvd, a.att[hd*d:], qd, false, 1)
-	}
+	})
 }
 
 // loss returns the summed negative log-likelihood (float64) of targets
-// where mask is set and the number counted; with grad it overwrites
-// ps.logits with dL/dlogits of the summed loss (softmax − onehot on
-// counted rows, 0 elsewhere).
+// where mask is set and the number counted. It computes the logits of the
+// counted rows only, lossChunk rows at a time (compacting ps.xn in place:
+// forward must run again before the next loss), and with grad sets ps.dxn
+// to dL/dxn of the summed loss (softmax − onehot through the output
+// matrix; 0 on rows not counted) for backward. The rows of a chunk are
+// spread over the threads; each row's sums are its own, so the result does
+// not depend on their number.
 func (ps *pass) loss(targets []int32, mask []bool, grad bool) (float64, int) {
-	v := ps.m.Cfg.Vocab
-	var nll float64
-	n := 0
-	for i := range ps.t {
-		row := ps.logits[i*v : (i+1)*v]
-		if !mask[i] {
-			if grad {
-				clear(row)
+	m, t, th := ps.m, ps.t, ps.th
+	v, h := m.Cfg.Vocab, m.Cfg.Hidden
+	// Move the counted rows of xn to the front, in order (row idx[i] to
+	// row i ≤ idx[i]: ascending, no source is overwritten before it is
+	// read).
+	idx := make([]int, 0, t)
+	for i := range t {
+		if mask[i] {
+			if n := len(idx); n != i {
+				copy(ps.xn[n*h:(n+1)*h], ps.xn[i*h:(i+1)*h])
 			}
-			continue
-		}
-		mx := float64(row[0])
-		for _, x := range row {
-			mx = math.Max(mx, float64(x))
-		}
-		var sum float64
-		for _, x := range row {
-			sum += math.Exp(float64(x) - mx)
-		}
-		nll -= float64(row[targets[i]]) - mx - math.Log(sum)
-		n++
-		if grad {
-			for j, x := range row {
-				row[j] = float32(math.Exp(float64(x)-mx) / sum)
-			}
-			row[targets[i]]--
+			idx = append(idx, i)
 		}
 	}
-	return nll, n
+	n := len(idx)
+	if grad {
+		ps.dxn = make([]float32, t*h)
+	}
+	chunk := lossChunk(t, v)
+	nll := make([]float64, min(chunk, n))
+	var sum float64
+	for r0 := 0; r0 < n; r0 += chunk {
+		rows := min(chunk, n-r0)
+		logits := ps.logits[:rows*v]
+		kernels.MatMulT(logits, v, ps.xn[r0*h:], h, rows, m.output, false, th)
+		parallelFor(rows, th, func(_, i int) {
+			nll[i] = rowLoss(logits[i*v:(i+1)*v], targets[idx[r0+i]], grad)
+		})
+		for _, x := range nll[:rows] {
+			sum += x
+		}
+		if grad {
+			addGW(ps.dxn[r0*h:], logits, rows, m.output, th, &ps.tile)
+		}
+	}
+	if grad {
+		// Spread the compact rows of dxn back to their positions
+		// (descending: row i to idx[i] ≥ i, never onto a row still to
+		// be moved), zero where nothing lands.
+		for i := n - 1; i >= 0; i-- {
+			if j := idx[i]; j != i {
+				copy(ps.dxn[j*h:(j+1)*h], ps.dxn[i*h:(i+1)*h])
+				clear(ps.dxn[i*h : (i+1)*h])
+			}
+		}
+	}
+	return sum, n
 }
 
-// backward propagates dL/dlogits (in ps.logits) to the adapters,
-// accumulating their gradients.
+// rowLoss returns −log softmax(row)[target], in float64 from the float32
+// logits, and with grad overwrites row with the gradient softmax(row) −
+// onehot(target).
+func rowLoss(row []float32, target int32, grad bool) float64 {
+	mx := row[0]
+	for _, x := range row[1:] {
+		if x > mx {
+			mx = x
+		}
+	}
+	m64 := float64(mx)
+	xt := float64(row[target])
+	var sum float64
+	if !grad {
+		for _, x := range row {
+			sum += math.Exp(float64(x) - m64)
+		}
+		return -(xt - m64 - math.Log(sum))
+	}
+	// Keep each exponential (float32) for the gradient.
+	for j, x := range row {
+		e := math.Exp(float64(x) - m64)
+		sum += e
+		row[j] = float32(e)
+	}
+	inv := 1 / sum
+	for j, e := range row {
+		row[j] = float32(float64(e) * inv)
+	}
+	row[target]--
+	return -(xt - m64 - math.Log(sum))
+}
+
+// backward propagates dL/dxn (ps.dxn, which loss with grad sets) to the
+// adapters, accumulating their gradients.
 func (ps *pass) backward() {
 	m, c, t, th := ps.m, &ps.m.Cfg, ps.t, ps.th
 	h, d := c.Hidden, c.HeadDim
 	qd, kvd := c.Heads*d, c.KVHeads*d
-	dxn := make([]float32, t*h)
-	addGW(dxn, ps.logits, t, m.output, th, &ps.tile)
+	dxn := ps.dxn
+	ps.dxn = nil
 	dh := make([]float32, t*h)
 	for i := range t {
 		kernels.RMSNormBackward(dh[i*h:(i+1)*h], nil, dxn[i*h:(i+1)*h], ps.xOut[i*h:(i+1)*h], m.outNorm, ps.invOut[i])
@@ -294,7 +365,10 @@ func (ps *pass) backward() {
 	}
 }
 
-// attentionBackward computes dq (rotated), dk, dv from dAtt.
+// attentionBackward computes dq (rotated), dk, dv from dAtt, one
+// key/value head (and the query heads that share it, in order) per
+// goroutine at a time: each writes only its own columns of dq, dk and dv,
+// so the sums do not depend on the number of threads.
 func (ps *pass) attentionBackward(a *acts, dAtt, dq, dk, dv []float32) {
 	c, t := &ps.m.Cfg, ps.t
 	d := c.HeadDim
@@ -303,21 +377,58 @@ func (ps *pass) attentionBackward(a *acts, dAtt, dq, dk, dv []float32) {
 	scale := float32(1 / math.Sqrt(float64(d)))
 	clear(dk)
 	clear(dv)
-	dp := make([]float32, t*t)
-	for hd := range c.Heads {
-		g := hd / group
-		p := a.p[hd*t*t : (hd+1)*t*t]
-		// dv += Pᵀ·dO; dP = dO·vᵀ.
-		kernels.SgemmTN(t, d, t, p, t, dAtt[hd*d:], qd, dv[g*d:], kvd, true, 1)
-		kernels.SgemmNT(t, t, d, dAtt[hd*d:], qd, a.v[g*d:], kvd, dp, t, false, 1)
-		for i := range t {
-			row := dp[i*t : i*t+i+1]
-			kernels.SoftmaxBackward(row, p[i*t:i*t+i+1], row)
-			kernels.Scale(row, scale)
-			clear(dp[i*t+i+1 : (i+1)*t])
+	nw := max(1, min(ps.th, c.KVHeads))
+	dps := make([]float32, nw*t*t)
+	parallelFor(c.KVHeads, nw, func(w, g int) {
+		dp := dps[w*t*t : (w+1)*t*t]
+		for hd := g * group; hd < (g+1)*group; hd++ {
+			p := a.p[hd*t*t : (hd+1)*t*t]
+			// dv += Pᵀ·dO; dP = dO·vᵀ.
+			kernels.SgemmTN(t, d, t, p, t, dAtt[hd*d:], qd, dv[g*d:], kvd, true, 1)
+			kernels.SgemmNT(t, t, d, dAtt[hd*d:], qd, a.v[g*d:], kvd, dp, t, false, 1)
+			for i := range t {
+				row := dp[i*t : i*t+i+1]
+				kernels.SoftmaxBackward(row, p[i*t:i*t+i+1], row)
+				kernels.Scale(row, scale)
+				clear(dp[i*t+i+1 : (i+1)*t])
+			}
+			// dq = dS·k; dk += dSᵀ·q.
+			kernels.SgemmNN(t, d, t, dp, t, a.k[g*d:], kvd, dq[hd*d:], qd, false, 1)
+			kernels.SgemmTN(t, d, t, dp, t, a.q[hd*d:], qd, dk[g*d:], kvd, true, 1)
 		}
-		// dq = dS·k; dk += dSᵀ·q.
-		kernels.SgemmNN(t, d, t, dp, t, a.k[g*d:], kvd, dq[hd*d:], qd, false, 1)
-		kernels.SgemmTN(t, d, t, dp, t, a.q[hd*d:], qd, dk[g*d:], kvd, true, 1)
+	})
+}
+
+// parallelFor calls f(worker, i) for every i in [0, n), on up to th
+// goroutines (the caller's included, worker numbering them from 0), each
+// taking the next i in turn. Every f(_, i) must write only what no other i
+// touches; then the result does not depend on th.
+func parallelFor(n, th int, f func(worker, i int)) {
+	th = min(th, n)
+	if th <= 1 {
+		for i := range n {
+			f(0, i)
+		}
+		return
 	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	work := func(w int) {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			f(w, i)
+		}
+	}
+	wg.Add(th - 1)
+	for w := 1; w < th; w++ {
+		go func() {
+			defer wg.Done()
+			work(w)
+		}()
+	}
+	work(0)
+	wg.Wait()
 }

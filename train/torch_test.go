@@ -127,7 +127,9 @@ func dumpForTorch(t *testing.T, tr *Trainer, w Window, hf bool) string {
 // (testdata/torch_ref.py), for both RoPE conventions with grouped-query
 // attention, and for a Q4_0 base (dequantized weights handed to torch):
 // |loss_go − loss_torch| ≤ 1e-4·|loss_torch| and, per gradient tensor,
-// ‖g_go − g_torch‖₂ ≤ 1e-4·‖g_torch‖₂.
+// ‖g_go − g_torch‖₂ ≤ 1e-4·‖g_torch‖₂. Each model is run twice: with the
+// logits of all counted rows at once on 1 thread, and 4 rows at a time
+// (lossFloats lowered) on 2 threads.
 func TestTorchReference(t *testing.T) {
 	needTorch(t)
 	models := tinyModels(t)
@@ -147,7 +149,6 @@ func TestTorchReference(t *testing.T) {
 			}
 			w := randomWindow(r, tr.Model.Cfg.Vocab, 21)
 			dir := dumpForTorch(t, tr, w, name == "hf")
-			loss, count := tr.accumulate(w)
 
 			var stderr bytes.Buffer
 			cmd := exec.Command(python, "testdata/torch_ref.py", dir)
@@ -156,46 +157,66 @@ func TestTorchReference(t *testing.T) {
 			if err != nil {
 				t.Fatalf("torch_ref.py: %v\n%s", err, stderr.Bytes())
 			}
-			var ref struct {
-				Loss  float64                         `json:"loss"`
-				Count int                             `json:"count"`
-				Grads map[string]map[string][]float64 `json:"grads"`
-			}
+			var ref torchResult
 			if err := json.Unmarshal(out, &ref); err != nil {
 				t.Fatal(err)
 			}
-			if ref.Count != count || math.Abs(loss-ref.Loss) > 1e-4*math.Abs(ref.Loss) {
-				t.Errorf("loss %.9g over %d, torch %.9g over %d", loss, count, ref.Loss, ref.Count)
+			compareTorch(t, tr, w, ref)
+			defer func(f int) { lossFloats = f }(lossFloats)
+			lossFloats = 4 * tr.Model.Cfg.Vocab
+			tr.Cfg.Threads, tr.pass = 2, nil
+			for _, p := range tr.pairs {
+				clear(p.GA)
+				clear(p.GB)
 			}
-			worst := 0.0
-			for _, l := range tr.lins {
-				key := fmt.Sprintf("L%d.%s", l.Layer, moduleNames[l.Module])
-				g, ok := ref.Grads[key]
-				if !ok {
-					t.Fatalf("torch has no gradient for %s", key)
-				}
-				for _, m := range []struct {
-					name string
-					got  []float32
-				}{{"A", l.LoRA.GA}, {"B", l.LoRA.GB}} {
-					want := g[m.name]
-					if len(want) != len(m.got) {
-						t.Fatalf("%s.%s: %d values, torch %d", key, m.name, len(m.got), len(want))
-					}
-					var dd, nn float64
-					for i, x := range want {
-						dd += (float64(m.got[i]) - x) * (float64(m.got[i]) - x)
-						nn += x * x
-					}
-					rel := math.Sqrt(dd / math.Max(nn, 1e-300))
-					worst = math.Max(worst, rel)
-					if rel > 1e-4 {
-						t.Errorf("%s.%s: relative L2 difference %.3g from torch", key, m.name, rel)
-					}
-				}
-			}
-			t.Logf("loss %.9g (torch %.9g, rel %.2e); %d gradient tensors, worst relative L2 difference %.2e",
-				loss, ref.Loss, math.Abs(loss-ref.Loss)/ref.Loss, 2*len(tr.lins), worst)
+			compareTorch(t, tr, w, ref)
 		})
 	}
+}
+
+// torchResult is what torch_ref.py prints.
+type torchResult struct {
+	Loss  float64                         `json:"loss"`
+	Count int                             `json:"count"`
+	Grads map[string]map[string][]float64 `json:"grads"`
+}
+
+// compareTorch accumulates the gradients of window w (into zero
+// gradients) and compares the loss and every adapter gradient with
+// torch's.
+func compareTorch(t *testing.T, tr *Trainer, w Window, ref torchResult) {
+	t.Helper()
+	loss, count := tr.accumulate(w)
+	if ref.Count != count || math.Abs(loss-ref.Loss) > 1e-4*math.Abs(ref.Loss) {
+		t.Errorf("loss %.9g over %d, torch %.9g over %d", loss, count, ref.Loss, ref.Count)
+	}
+	worst := 0.0
+	for _, l := range tr.lins {
+		key := fmt.Sprintf("L%d.%s", l.Layer, moduleNames[l.Module])
+		g, ok := ref.Grads[key]
+		if !ok {
+			t.Fatalf("torch has no gradient for %s", key)
+		}
+		for _, m := range []struct {
+			name string
+			got  []float32
+		}{{"A", l.LoRA.GA}, {"B", l.LoRA.GB}} {
+			want := g[m.name]
+			if len(want) != len(m.got) {
+				t.Fatalf("%s.%s: %d values, torch %d", key, m.name, len(m.got), len(want))
+			}
+			var dd, nn float64
+			for i, x := range want {
+				dd += (float64(m.got[i]) - x) * (float64(m.got[i]) - x)
+				nn += x * x
+			}
+			rel := math.Sqrt(dd / math.Max(nn, 1e-300))
+			worst = math.Max(worst, rel)
+			if rel > 1e-4 {
+				t.Errorf("%s.%s: relative L2 difference %.3g from torch", key, m.name, rel)
+			}
+		}
+	}
+	t.Logf("loss %.9g (torch %.9g, rel %.2e); %d gradient tensors, worst relative L2 difference %.2e; logits %d rows at a time, %d threads",
+		loss, ref.Loss, math.Abs(loss-ref.Loss)/ref.Loss, 2*len(tr.lins), worst, lossChunk(len(w.Inputs), tr.Model.Cfg.Vocab), tr.Cfg.Threads)
 }

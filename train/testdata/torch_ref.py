@@ -23,6 +23,9 @@ DIR holds config.json and float64 .npy arrays written by the Go test:
 Prints one JSON object: {"loss": summed NLL over the masked targets,
 "count", "grads": {"L{l}.{module}": {"A": [...], "B": [...]}}} with the
 gradients of the summed loss, flattened row-major.
+
+The model itself (llama_logits) is shared with torch_bench.py, which times
+the same training step in float32 or bfloat16.
 """
 import json
 import math
@@ -35,84 +38,106 @@ import torch
 MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def load(d, name):
-    return torch.from_numpy(np.load(os.path.join(d, name))).to(torch.float64)
-
-
 def rmsnorm(x, g, eps):
     return x / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + eps) * g
 
 
 def rope(x, n_heads, head_dim, theta, interleaved, hf_freqs):
-    # x: [T, n_heads*head_dim]; position p rotates pair j by p*theta^(-2j/d).
-    t = x.shape[0]
+    # x: [..., T, n_heads*head_dim]; position p rotates pair j by
+    # p*theta^(-2j/d), computed in float64 and applied in x's dtype.
+    t = x.shape[-2]
     half = head_dim // 2
     freqs = [theta ** (-(2.0 * j) / head_dim) for j in range(half)]
     if hf_freqs:  # transformers computes the inverse frequencies in float32
         freqs = [float(np.float32(f)) for f in freqs]
     freqs = torch.tensor(freqs, dtype=torch.float64)
     ang = torch.arange(t, dtype=torch.float64)[:, None] * freqs[None, :]  # [T, half]
-    cos, sin = torch.cos(ang)[:, None, :], torch.sin(ang)[:, None, :]
-    xh = x.reshape(t, n_heads, head_dim)
+    cos, sin = torch.cos(ang)[:, None, :].to(x.dtype), torch.sin(ang)[:, None, :].to(x.dtype)
+    xh = x.reshape(*x.shape[:-1], n_heads, head_dim)
     if interleaved:
         x0, x1 = xh[..., 0::2], xh[..., 1::2]
         y0, y1 = x0 * cos - x1 * sin, x0 * sin + x1 * cos
-        y = torch.stack([y0, y1], dim=-1).reshape(t, n_heads, head_dim)
+        y = torch.stack([y0, y1], dim=-1).reshape(xh.shape)
     else:
         x0, x1 = xh[..., :half], xh[..., half:]
         y = torch.cat([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1)
-    return y.reshape(t, n_heads * head_dim)
+    return y.reshape(x.shape)
+
+
+def attention(q, k, v, heads, kv_heads, head_dim):
+    # q [B, T, heads*d], k and v [B, T, kv_heads*d]: causal softmax
+    # attention with query head j reading key/value head j // (heads/kv_heads).
+    b, t = q.shape[0], q.shape[1]
+    group = heads // kv_heads
+    qh = q.reshape(b, t, heads, head_dim).transpose(1, 2)
+    kh = k.reshape(b, t, kv_heads, head_dim).transpose(1, 2).repeat_interleave(group, dim=1)
+    vh = v.reshape(b, t, kv_heads, head_dim).transpose(1, 2).repeat_interleave(group, dim=1)
+    s = (qh @ kh.transpose(-1, -2)) / math.sqrt(head_dim)
+    causal = torch.tril(torch.ones(t, t, dtype=torch.bool))
+    s = s.masked_fill(~causal, float("-inf"))
+    return (torch.softmax(s, dim=-1) @ vh).transpose(1, 2).reshape(b, t, heads * head_dim)
+
+
+def llama_logits(c, w, lora, scale, tokens):
+    """Logits [B, T, vocab] of a Llama model for tokens [B, T].
+
+    c has "heads", "kv_heads", "head_dim", "layers", "eps", "rope_theta",
+    "interleaved" and "hf_freqs"; w(name) returns a frozen tensor or None:
+    "embed", "output", "out_norm", "L{l}.attn_norm", "L{l}.ffn_norm",
+    "L{l}.{module}.W" [out, in], "L{l}.{module}.bias"; lora maps
+    "L{l}.{module}" to (A [r, in], B [out, r]), added as scale·x·Aᵀ·Bᵀ.
+    """
+    heads, kvh, hd, eps = c["heads"], c["kv_heads"], c["head_dim"], c["eps"]
+
+    def linear(x, layer, module):
+        key = "L%d.%s" % (layer, module)
+        y = x @ w(key + ".W").T
+        bias = w(key + ".bias")
+        if bias is not None:
+            y = y + bias
+        if key in lora:
+            a, b = lora[key]
+            y = y + scale * ((x @ a.T) @ b.T)
+        return y
+
+    def pos(x, n):
+        return rope(x, n, hd, c["rope_theta"], c["interleaved"], c["hf_freqs"])
+
+    h = w("embed")[tokens]
+    for l in range(c["layers"]):
+        a = rmsnorm(h, w("L%d.attn_norm" % l), eps)
+        q, k = pos(linear(a, l, "q_proj"), heads), pos(linear(a, l, "k_proj"), kvh)
+        att = attention(q, k, linear(a, l, "v_proj"), heads, kvh, hd)
+        h = h + linear(att, l, "o_proj")
+        m = rmsnorm(h, w("L%d.ffn_norm" % l), eps)
+        act = torch.nn.functional.silu(linear(m, l, "gate_proj")) * linear(m, l, "up_proj")
+        h = h + linear(act, l, "down_proj")
+    xn = rmsnorm(h, w("out_norm"), eps)
+    return xn @ w("output").T
 
 
 def main():
     d = sys.argv[1]
     with open(os.path.join(d, "config.json")) as f:
         c = json.load(f)
-    hidden, heads, kvh, hd = c["hidden"], c["heads"], c["kv_heads"], c["head_dim"]
-    eps, scale = c["eps"], c["scale"]
     tokens = torch.tensor(c["tokens"], dtype=torch.long)
     targets = torch.tensor(c["targets"], dtype=torch.long)
     mask = torch.tensor(c["mask"], dtype=torch.bool)
-    t = len(c["tokens"])
+
+    cache = {}
+
+    def w(name):
+        if name not in cache:
+            p = os.path.join(d, name + ".npy")
+            cache[name] = torch.from_numpy(np.load(p)).to(torch.float64) if os.path.exists(p) else None
+        return cache[name]
 
     lora = {}
     for ad in c["adapters"]:
         key = "L%d.%s" % (ad["layer"], ad["module"])
-        a = load(d, key + ".A.npy").requires_grad_(True)
-        b = load(d, key + ".B.npy").requires_grad_(True)
-        lora[key] = (a, b)
+        lora[key] = (w(key + ".A").requires_grad_(True), w(key + ".B").requires_grad_(True))
 
-    def linear(x, layer, module):
-        key = "L%d.%s" % (layer, module)
-        y = x @ load(d, key + ".W.npy").T
-        if os.path.exists(os.path.join(d, key + ".bias.npy")):
-            y = y + load(d, key + ".bias.npy")
-        if key in lora:
-            a, b = lora[key]
-            y = y + scale * ((x @ a.T) @ b.T)
-        return y
-
-    h = load(d, "embed.npy")[tokens]
-    causal = torch.tril(torch.ones(t, t, dtype=torch.bool))
-    group = heads // kvh
-    for l in range(c["layers"]):
-        a = rmsnorm(h, load(d, "L%d.attn_norm.npy" % l), eps)
-        q = rope(linear(a, l, "q_proj"), heads, hd, c["rope_theta"], c["interleaved"], c["hf_freqs"])
-        k = rope(linear(a, l, "k_proj"), kvh, hd, c["rope_theta"], c["interleaved"], c["hf_freqs"])
-        v = linear(a, l, "v_proj")
-        outs = []
-        for j in range(heads):
-            g = j // group
-            qj, kj, vj = q[:, j * hd:(j + 1) * hd], k[:, g * hd:(g + 1) * hd], v[:, g * hd:(g + 1) * hd]
-            s = (qj @ kj.T) / math.sqrt(hd)
-            s = s.masked_fill(~causal, float("-inf"))
-            outs.append(torch.softmax(s, dim=-1) @ vj)
-        h = h + linear(torch.cat(outs, dim=-1), l, "o_proj")
-        m = rmsnorm(h, load(d, "L%d.ffn_norm.npy" % l), eps)
-        act = torch.nn.functional.silu(linear(m, l, "gate_proj")) * linear(m, l, "up_proj")
-        h = h + linear(act, l, "down_proj")
-    xn = rmsnorm(h, load(d, "out_norm.npy"), eps)
-    logits = xn @ load(d, "output.npy").T
+    logits = llama_logits(c, w, lora, c["scale"], tokens[None, :])[0]
     nll = torch.nn.functional.cross_entropy(logits[mask], targets[mask], reduction="sum")
     nll.backward()
     grads = {}
