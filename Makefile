@@ -13,7 +13,7 @@ NPM_CI    := formats/interop/node formats/vocab/testdata/node tokenizer/chat/tes
 # registry mirror lacks them), so this one is installed, not ci'd.
 NPM_INST  := convert/testdata/node
 
-.PHONY: all build test unit vet fuzz bench demo deps fixtures clean
+.PHONY: all build test unit vet fuzz bench bench-gemm bench-infer bench-finetune scale-train demo deps fixtures clean
 
 all: build
 
@@ -49,6 +49,21 @@ test: deps vet unit fuzz
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Comparisons against the reference tools, each in one script run (minutes;
+# they generate synthetic models under /tmp and reuse them):
+# GEMM and fused weight types against OpenBLAS;
+bench-gemm:
+	@scripts/bench-gemm.sh
+# prompt/generation tokens/s on a 1B-shaped model against llama.cpp;
+bench-infer: build deps
+	@scripts/bench-infer.sh
+# seconds per fine-tuning step against PyTorch, and peak RSS split;
+bench-finetune: build
+	@scripts/bench-finetune.sh
+# QLoRA on a 7B-shaped model and LoRA on a 13B-shaped one larger than RAM.
+scale-train:
+	@scripts/scale-train.sh
 
 demo: build
 	@scripts/demo.sh $(BIN)
