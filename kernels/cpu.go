@@ -29,6 +29,9 @@ var (
 	// hasAVX512BF16 reports VDPBF16PS and VCVTNE2PS2BF16 (Cooper Lake,
 	// Sapphire Rapids, Zen 4); meaningful only at featAVX512.
 	hasAVX512BF16 bool
+	// hasAVX512VNNI reports VPDPBUSD (Cascade Lake, Ice Lake, Zen 4);
+	// meaningful only at featAVX512.
+	hasAVX512VNNI bool
 )
 
 // detected is the best level both this CPU and this build support; active
@@ -46,6 +49,7 @@ func init() {
 		if x.HasAVX512F && x.HasAVX512CD && x.HasAVX512BW && x.HasAVX512DQ && x.HasAVX512VL {
 			detected = featAVX512
 			hasAVX512BF16 = x.HasAVX512BF16
+			hasAVX512VNNI = x.HasAVX512VNNI
 		}
 	}
 	active.Store(int32(detected))

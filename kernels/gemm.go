@@ -88,7 +88,10 @@ func (m F32Matrix) Tile(dst []float32, n0, n1, k0, k1 int) {
 //
 // The sums run in k order whatever threads is, so the result does not
 // depend on it. With [SetBF16Dot](true), a *BF16Matrix with m > 16 on a CPU
-// with AVX512-BF16 takes a dot-product path that rounds A to bfloat16.
+// with AVX512-BF16 takes a dot-product path that rounds A to bfloat16; with
+// [SetInt8Dot](true), *Q4_0Matrix and *Q8_0Matrix weights with m > 16 on a
+// CPU with AVX512-VNNI take an int8 GEMM that rounds A to int8 per 32-block
+// (gemm_int8.go; and Q4_0 with m ≤ 2 the skinny int8 path, gemv_q8.go).
 func MatMulT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accumulate bool, threads int) {
 	n, k := b.Rows(), b.Cols()
 	gemmCheckDims(m, n, k)
@@ -97,6 +100,16 @@ func MatMulT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accum
 	if bm, ok := b.(*BF16Matrix); ok && m > skinnyM && bf16DotUsable() {
 		bf16MatMulT(c, ldc, a, lda, m, bm, accumulate, threads) // bf16dot.go
 		return
+	}
+	if m > skinnyM && k > 0 && int8GemmUsable() {
+		switch bm := b.(type) {
+		case *Q4_0Matrix:
+			int8MatMulT(c, ldc, a, lda, m, &bm.ggmlMatrix, false, accumulate, threads) // gemm_int8.go
+			return
+		case *Q8_0Matrix:
+			int8MatMulT(c, ldc, a, lda, m, &bm.ggmlMatrix, true, accumulate, threads)
+			return
+		}
 	}
 	j := newJob(m, n, k, a, lda, false, c, ldc, accumulate)
 	switch bm := b.(type) {

@@ -12,7 +12,9 @@ import (
 // B's rows, decodes gemvRB of them at a time, gemvKC columns at a time,
 // into an L1-resident buffer straight from the stored blocks, and
 // multiplies them with up to gemvMB activation rows in a register-blocked
-// dot kernel (4×4 accumulators in zmm, 2×4 in ymm).
+// dot kernel (4×4 accumulators in zmm, 2×4 in ymm). Q8_0 and Q4_0 weights
+// against at most qFusedRows activation rows skip the buffer: their kernels
+// multiply the codes in registers (gemv_q8.go).
 
 const (
 	gemvRB = 4    // weight rows decoded together
@@ -49,8 +51,22 @@ func MatVecT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accum
 		d     rowDecoder
 		f32   []float32
 		f32ld int
+		q     *ggmlMatrix
+		q8    bool
 	)
 	switch bm := b.(type) {
+	case *Q8_0Matrix:
+		if m <= qFusedRows {
+			q, q8 = &bm.ggmlMatrix, true
+		} else {
+			d = bm
+		}
+	case *Q4_0Matrix:
+		if m <= qFusedRows {
+			q = &bm.ggmlMatrix
+		} else {
+			d = bm
+		}
 	case rowDecoder:
 		d = bm
 	case *F32Matrix:
@@ -84,6 +100,11 @@ func MatVecT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accum
 		return true
 	}
 	j.lvl = level()
+	if j.q, j.q8 = q, q8; q != nil && !q8 && int8DotOn.Load() {
+		buf := q8Pool.Get().(*q8Buf)
+		defer q8Pool.Put(buf)
+		j.acts = buf.quantize(a, lda, m, j.k, q4CorrOffset(j.lvl))
+	}
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
@@ -113,6 +134,9 @@ type gemvJob struct {
 	d       rowDecoder
 	f32     []float32 // B itself when it is an F32Matrix
 	f32ld   int
+	q       *ggmlMatrix // B on the fused Q8_0/Q4_0 path (gemv_q8.go), with
+	q8      bool        // its type (Q8_0, else Q4_0)
+	acts    []q8Act     // and A quantized (Q4_0 on the int8 path), or nil
 	c       []float32
 	ldc     int
 	a       []float32
@@ -130,6 +154,16 @@ func (j *gemvJob) group() *sync.WaitGroup { return &j.wg }
 
 // work takes items until none are left.
 func (j *gemvJob) work() {
+	if j.q != nil {
+		for {
+			it := int(j.next.Add(1) - 1)
+			if it >= j.items {
+				return
+			}
+			r0 := it * j.rows
+			j.rangeRowsQ(r0, min(j.n, r0+j.rows))
+		}
+	}
 	bp := gemvPool.Get().(*[gemvRB * gemvKC]float32)
 	for {
 		it := int(j.next.Add(1) - 1)

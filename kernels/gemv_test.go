@@ -105,12 +105,18 @@ func checkProduct(t *testing.T, what string, c *strided, ref, mag []float64, acc
 }
 
 func gemvKindsShapes(kind string) [][2]int {
+	if kquantKind(kind) {
+		return [][2]int{{1, 256}, {5, 512}, {67, 1280}}
+	}
 	if ggmlKind(kind) {
 		return [][2]int{{1, 32}, {5, 96}, {67, 1056}}
 	}
 	return [][2]int{{1, 1}, {5, 33}, {7, 100}, {67, 1100}}
 }
 
+// TestGemvWeights holds every weight type to the float32 path's bound (Q8_0
+// and Q4_0 on their fused kernels; the Q4_0 int8 path has its own bound:
+// TestGemvInt8).
 func TestGemvWeights(t *testing.T) {
 	r := wRand(t)
 	var cases []wCase
@@ -248,7 +254,10 @@ func TestMatMulTWeights(t *testing.T) {
 	var cases []wCase
 	for _, kind := range wKinds {
 		k := 544
-		if !ggmlKind(kind) {
+		switch {
+		case kquantKind(kind):
+			k = 768
+		case !ggmlKind(kind):
 			k = 530
 		}
 		cases = append(cases, newWCase(t, r, kind, 150, k, false))

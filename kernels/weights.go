@@ -37,10 +37,11 @@ type Weights interface {
 	StoredBytes() int
 }
 
-// rowDecoder is the internal side of the weight types: decodeRow writes
-// B[r, k0:k1] to dst[:k1-k0] with the kernels of level lvl.
+// rowDecoder is the internal side of the weight types (and of
+// [RowMatrix]): decodeRow writes B[r, k0:k1] to dst[:k1-k0] with the
+// kernels of level lvl.
 type rowDecoder interface {
-	Weights
+	BMatrix
 	decodeRow(dst []float32, r, k0, k1 int, lvl feature)
 }
 
@@ -72,11 +73,33 @@ func tileRows(d rowDecoder, dst []float32, n0, n1, k0, k1 int) {
 		return
 	}
 	lvl := level()
+	sp, _ := d.(rowSpanner)
+	if sp != nil {
+		for r := n0; r < min(n1, n0+tilePrefetchRows); r++ {
+			prefetch(sp.rowSpan(r, k0, k1))
+		}
+	}
 	for r := n0; r < n1; r++ {
+		if sp != nil && r+tilePrefetchRows < n1 {
+			prefetch(sp.rowSpan(r+tilePrefetchRows, k0, k1))
+		}
 		o := (r - n0) * w
 		d.decodeRow(dst[o:o+w], r, k0, k1, lvl)
 	}
 }
+
+// rowSpanner is implemented by the weight types whose rows are stored as
+// contiguous bytes: rowSpan returns the bytes that hold B[r, k0:k1].
+type rowSpanner interface {
+	rowSpan(r, k0, k1 int) []byte
+}
+
+// tilePrefetchRows is how many rows ahead tileRows asks for the stored
+// bytes. A tile's rows are rowBytes apart, a pattern the hardware
+// prefetchers do not follow, so without it each row's first cache lines
+// are waited for: a quarter of the time of a Q4_0 prompt (128 tokens,
+// 1B-shaped model, one thread) went to the decoders' stalls, 3% with it.
+const tilePrefetchRows = 8
 
 // F32MatrixFromBytes views data (4·n·k bytes, little-endian float32,
 // row-major: a safetensors F32 tensor) as an F32Matrix. The view shares

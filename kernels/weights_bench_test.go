@@ -3,6 +3,7 @@ package kernels_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -51,7 +52,7 @@ func wbWeights(b *testing.B, kind string, n, k int) (kernels.BMatrix, int) {
 	return c.w, c.w.StoredBytes()
 }
 
-var wbKinds = []string{"f32", "f16", "bf16", "q8_0", "q4_0", "nf4", "nf4-dq", "int8"}
+var wbKinds = []string{"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "nf4", "nf4-dq", "int8"}
 
 func wbRandA(m, k int) []float32 {
 	r := rand.New(rand.NewPCG(3, 4))
@@ -108,6 +109,28 @@ func BenchmarkWeightsGemvT(b *testing.B) {
 				wbReport(b, m, n, k, wbytes)
 			})
 		}
+	}
+}
+
+// BenchmarkGemvStream is the generation product against a weight far
+// larger than the caches (16384×4096: 64 MiB of Q8_0, 128 MiB of f16), so
+// the GB/s it reports are read from memory, the bound of token generation.
+// "-int8" runs with SetInt8Dot (Q4_0's int8 kernels).
+func BenchmarkGemvStream(b *testing.B) {
+	const n, k = 16384, 4096
+	for _, kind := range []string{"f16", "q8_0", "q4_0", "q4_0-int8", "q4_k", "q5_k", "q6_k", "nf4"} {
+		b.Run(kind, func(b *testing.B) {
+			defer kernels.SetInt8Dot(strings.HasSuffix(kind, "-int8"))()
+			w, wbytes := wbWeights(b, strings.TrimSuffix(kind, "-int8"), n, k)
+			a := wbRandA(1, k)
+			c := make([]float32, n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				kernels.GemvT(c, a, 1, w, 0)
+			}
+			wbReport(b, 1, n, k, wbytes)
+		})
 	}
 }
 

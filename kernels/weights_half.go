@@ -39,6 +39,8 @@ func (m *F16Matrix) decodeRow(dst []float32, r, k0, k1 int, lvl feature) {
 	f16BytesToF32At(dst[:k1-k0], m.data[2*(o+k0):2*(o+k1)], lvl)
 }
 
+func (m *F16Matrix) rowSpan(r, k0, k1 int) []byte { return m.data[2*(r*m.k+k0) : 2*(r*m.k+k1)] }
+
 // BF16Matrix is an N×K weight stored as bfloat16.
 type BF16Matrix struct {
 	data []byte
@@ -74,3 +76,5 @@ func (m *BF16Matrix) decodeRow(dst []float32, r, k0, k1 int, lvl feature) {
 	o := r * m.k
 	bf16BytesToF32At(dst[:k1-k0], m.data[2*(o+k0):2*(o+k1)], lvl)
 }
+
+func (m *BF16Matrix) rowSpan(r, k0, k1 int) []byte { return m.data[2*(r*m.k+k0) : 2*(r*m.k+k1)] }

@@ -53,6 +53,8 @@ func (m *Int8RowMatrix) decodeRow(dst []float32, r, k0, k1 int, lvl feature) {
 // int8RowGeneric is the reference of int8Row.
 //
 //	dst[i] = float32(float32(int8(q[i]))*scale) * int8Inv127
+func (m *Int8RowMatrix) rowSpan(r, k0, k1 int) []byte { return m.cb[r*m.k+k0 : r*m.k+k1] }
+
 func int8RowGeneric(dst []float32, q []byte, scale float32) {
 	q = q[:len(dst)]
 	for i, c := range q {

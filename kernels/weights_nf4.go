@@ -141,6 +141,10 @@ func (m *FourBitMatrix) decodeRow(dst []float32, r, k0, k1 int, lvl feature) {
 	}
 }
 
+func (m *FourBitMatrix) rowSpan(r, k0, k1 int) []byte {
+	return m.packed[(r*m.k+k0)/2 : (r*m.k+k1+1)/2]
+}
+
 // fourBitLUT writes the per-block product table lut[c] = table[c]·absmax
 // (a float32 product, as bitsandbytes computes each value).
 func fourBitLUT(lut, table *[16]float32, absmax float32) {

@@ -90,6 +90,11 @@ func (m *Q4_0Matrix) decodeRow(dst []float32, r, k0, k1 int, lvl feature) {
 	ggmlRange(dst, m.data[r*m.rowBytes:(r+1)*m.rowBytes], k0, k1, q4_0Bytes, q4_0Blocks, lvl)
 }
 
+func (m *ggmlMatrix) rowSpan(r, k0, k1 int) []byte {
+	bb := m.rowBytes / (m.k / ggmlQK)
+	return m.data[r*m.rowBytes+k0/ggmlQK*bb : r*m.rowBytes+(k1+ggmlQK-1)/ggmlQK*bb]
+}
+
 // ggmlRange decodes elements [k0, k1) of one row of blocks: whole blocks
 // straight into dst, a block cut by k0 or k1 through a small buffer.
 func ggmlRange(dst []float32, row []byte, k0, k1, blockBytes int, blocks func(dst []float32, src []byte, lvl feature), lvl feature) {

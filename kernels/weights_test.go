@@ -73,10 +73,25 @@ type wCase struct {
 
 func (c wCase) String() string { return fmt.Sprintf("%s/%dx%d", c.kind, c.n, c.k) }
 
-// wKinds are the weight types; ggml types need k % 32 == 0.
-var wKinds = []string{"f16", "bf16", "q8_0", "q4_0", "nf4", "fp4", "nf4-dq", "fp4-dq", "int8"}
+// wKinds are the weight types; ggml types need k % 32 == 0, K-quants
+// k % 256 == 0.
+var wKinds = []string{"f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "nf4", "fp4", "nf4-dq", "fp4-dq", "int8"}
 
-func ggmlKind(kind string) bool { return kind == "q8_0" || kind == "q4_0" }
+func ggmlKind(kind string) bool { return kind == "q8_0" || kind == "q4_0" || kquantKind(kind) }
+
+func kquantKind(kind string) bool { return kind == "q4_k" || kind == "q5_k" || kind == "q6_k" }
+
+// ggmlTypes maps the ggml kinds to their types and constructors.
+var ggmlTypes = map[string]struct {
+	dt  formats.DType
+	new func(data []byte, n, k int) (kernels.Weights, error)
+}{
+	"q8_0": {formats.Q8_0, func(d []byte, n, k int) (kernels.Weights, error) { return kernels.NewQ8_0Matrix(d, n, k) }},
+	"q4_0": {formats.Q4_0, func(d []byte, n, k int) (kernels.Weights, error) { return kernels.NewQ4_0Matrix(d, n, k) }},
+	"q4_k": {formats.Q4_K, func(d []byte, n, k int) (kernels.Weights, error) { return kernels.NewQ4_KMatrix(d, n, k) }},
+	"q5_k": {formats.Q5_K, func(d []byte, n, k int) (kernels.Weights, error) { return kernels.NewQ5_KMatrix(d, n, k) }},
+	"q6_k": {formats.Q6_K, func(d []byte, n, k int) (kernels.Weights, error) { return kernels.NewQ6_KMatrix(d, n, k) }},
+}
 
 // wValues draws n·k weights: normal values with a few all-zero and
 // constant 32-runs and a wide spread of magnitudes, all finite.
@@ -151,23 +166,16 @@ func newWCase(t testing.TB, r *rand.Rand, kind string, n, k int, special bool) w
 		} else {
 			c.w, err = kernels.NewF16Matrix(u16Bytes(h), n, k)
 		}
-	case "q8_0", "q4_0":
-		dt, bb := formats.Q8_0, 34
-		if kind == "q4_0" {
-			dt, bb = formats.Q4_0, 18
-		}
-		data := make([]byte, n*k/32*bb)
-		if err := quantize.QuantizeGGML(dt, data, wValues(r, n*k)); err != nil {
+	case "q8_0", "q4_0", "q4_k", "q5_k", "q6_k":
+		gt := ggmlTypes[kind]
+		data := make([]byte, n*k/int(gt.dt.BlockSize())*int(gt.dt.BlockBytes()))
+		if err := quantize.QuantizeGGML(gt.dt, data, wValues(r, n*k)); err != nil {
 			t.Fatal(err)
 		}
-		if err := quantize.DequantizeGGML(dt, c.ref, data); err != nil {
+		if err := quantize.DequantizeGGML(gt.dt, c.ref, data); err != nil {
 			t.Fatal(err)
 		}
-		if kind == "q8_0" {
-			c.w, err = kernels.NewQ8_0Matrix(data, n, k)
-		} else {
-			c.w, err = kernels.NewQ4_0Matrix(data, n, k)
-		}
+		c.w, err = gt.new(data, n, k)
 	case "nf4", "fp4", "nf4-dq", "fp4-dq":
 		qk, kk := quantize.NF4, kernels.NF4
 		if kind[:3] == "fp4" {
@@ -217,6 +225,9 @@ func newWCase(t testing.TB, r *rand.Rand, kind string, n, k int, special bool) w
 // straddle rows, odd k starts rows in a low nibble), n not a multiple of
 // the tiles.
 func wShapes(kind string) [][2]int {
+	if kquantKind(kind) {
+		return [][2]int{{1, 256}, {3, 512}, {37, 768}, {70, 1280}}
+	}
 	if ggmlKind(kind) {
 		return [][2]int{{1, 32}, {3, 64}, {37, 96}, {70, 320}, {131, 544}}
 	}
@@ -272,8 +283,8 @@ func TestWeightsTile(t *testing.T) {
 }
 
 // TestWeightsTileSpecial covers blocks whose codes or scales are extreme:
-// Q8_0/Q4_0 blocks with ±Inf, NaN and subnormal fp16 scales and all code
-// values, 4-bit blocks with every code and absmax 0, huge and subnormal,
+// Q8_0/Q4_0/K-quant blocks with ±Inf, NaN and subnormal fp16 scales and
+// all code values, 4-bit blocks with every code and absmax 0, huge and subnormal,
 // and int8 rows with every code and zero, huge or subnormal scales.
 func TestWeightsTileSpecial(t *testing.T) {
 	r := wRand(t)
@@ -305,6 +316,35 @@ func TestWeightsTileSpecial(t *testing.T) {
 			c.w, err = kernels.NewQ4_0Matrix(data, n, k)
 		}
 		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, c)
+	}
+	// K-quants: random codes and sub-block scales, special fp16 d (and
+	// dmin) at their offsets in the block.
+	for _, kq := range []struct {
+		kind   string
+		dOffs  []int
+		blocks int
+	}{{"q4_k", []int{0, 2}, 144}, {"q5_k", []int{0, 2}, 176}, {"q6_k", []int{208}, 210}} {
+		const k6 = 512
+		gt := ggmlTypes[kq.kind]
+		data := make([]byte, n*k6/256*kq.blocks)
+		for i := range data {
+			data[i] = byte(i*29 + r.IntN(5))
+		}
+		for b := 0; b < n*k6/256; b++ {
+			for i, off := range kq.dOffs {
+				s := scales[(b+3*i)%len(scales)]
+				data[b*kq.blocks+off], data[b*kq.blocks+off+1] = byte(s), byte(s>>8)
+			}
+		}
+		c := wCase{kind: kq.kind, n: n, k: k6, ref: make([]float32, n*k6)}
+		if err := quantize.DequantizeGGML(gt.dt, c.ref, data); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if c.w, err = gt.new(data, n, k6); err != nil {
 			t.Fatal(err)
 		}
 		cases = append(cases, c)
@@ -398,6 +438,8 @@ func TestWeightsConstructors(t *testing.T) {
 		{"q8_0 k%32", func() error { _, err := kernels.NewQ8_0Matrix(make([]byte, 34), 1, 16); return err }},
 		{"q8_0 size", func() error { _, err := kernels.NewQ8_0Matrix(make([]byte, 35), 1, 32); return err }},
 		{"q4_0 size", func() error { _, err := kernels.NewQ4_0Matrix(make([]byte, 34), 1, 32); return err }},
+		{"q6_k k%256", func() error { _, err := kernels.NewQ6_KMatrix(make([]byte, 210), 1, 128); return err }},
+		{"q6_k size", func() error { _, err := kernels.NewQ6_KMatrix(make([]byte, 209), 1, 256); return err }},
 		{"4bit packed", func() error {
 			_, err := kernels.NewFourBitMatrix(kernels.NF4, make([]byte, 2), make([]float32, 1), 1, 5, 64)
 			return err

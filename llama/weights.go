@@ -13,64 +13,90 @@ import (
 )
 
 // Matrix returns a BMatrix over a stored 2-D weight [n, k] without
-// copying it: the kernels' own types for f32, f16, bf16, Q8_0 and Q4_0,
-// and a row-dequantizing adapter for the other ggml block types. The
-// trainer views its frozen weights through it too.
+// copying it: the kernels' own types for f32, f16, bf16, Q8_0, Q4_0 and the
+// K-quants Q4_K, Q5_K and Q6_K, and for the other ggml block types a
+// kernels.RowMatrix whose rows the quantize package's block decoder
+// dequantizes (so MatVecT's skinny path takes them too). The trainer views
+// its frozen weights through it too.
 func Matrix(data []byte, ti formats.TensorInfo, n, k int) (kernels.BMatrix, error) {
+	var (
+		w   kernels.BMatrix
+		err error
+	)
 	switch ti.DType {
 	case formats.F32:
-		return kernels.F32MatrixFromBytes(data, n, k)
+		w, err = kernels.F32MatrixFromBytes(data, n, k)
 	case formats.F16:
-		return kernels.NewF16Matrix(data, n, k)
+		w, err = kernels.NewF16Matrix(data, n, k)
 	case formats.BF16:
-		return kernels.NewBF16Matrix(data, n, k)
+		w, err = kernels.NewBF16Matrix(data, n, k)
 	case formats.Q8_0:
-		return kernels.NewQ8_0Matrix(data, n, k)
+		w, err = kernels.NewQ8_0Matrix(data, n, k)
 	case formats.Q4_0:
-		return kernels.NewQ4_0Matrix(data, n, k)
+		w, err = kernels.NewQ4_0Matrix(data, n, k)
+	case formats.Q4_K:
+		w, err = kernels.NewQ4_KMatrix(data, n, k)
+	case formats.Q5_K:
+		w, err = kernels.NewQ5_KMatrix(data, n, k)
+	case formats.Q6_K:
+		w, err = kernels.NewQ6_KMatrix(data, n, k)
+	default:
+		return blockMatrixOf(data, ti, n, k)
 	}
-	if !quantize.GGMLDequantizable(ti.DType) {
+	if err != nil {
+		return nil, fmt.Errorf("llama: tensor %s: %w", ti.Name, err)
+	}
+	return w, nil
+}
+
+// blockMatrixOf views a ggml block type the kernels have no type of their
+// own for through quantize's block decoder.
+func blockMatrixOf(data []byte, ti formats.TensorInfo, n, k int) (kernels.BMatrix, error) {
+	dec, ok := quantize.GGMLBlockDecoder(ti.DType)
+	if !ok {
 		return nil, fmt.Errorf("llama: tensor %s: dtype %v: %w", ti.Name, ti.DType, formats.ErrUnsupported)
 	}
 	bs, bb := int(ti.DType.BlockSize()), int(ti.DType.BlockBytes())
-	if k%bs != 0 || len(data) != n*(k/bs)*bb {
+	if n < 0 || k < 0 || k%bs != 0 || (n > 0 && k/bs*bb > math.MaxInt/n) || len(data) != n*(k/bs)*bb {
 		return nil, fmt.Errorf("llama: tensor %s: %d bytes do not hold [%d, %d] %v: %w", ti.Name, len(data), n, k, ti.DType, formats.ErrFormat)
 	}
-	m := &blockMatrix{t: ti.DType, data: data, n: n, k: k, bs: bs, rowBytes: k / bs * bb, blockBytes: bb}
-	m.pool.New = func() any { s := make([]float32, 0, 4096); return &s }
-	return m, nil
+	m := &blockMatrix{data: data, dec: dec, bs: bs, rowBytes: k / bs * bb, blockBytes: bb}
+	m.pool.New = func() any { return new([]float32) }
+	w, err := kernels.NewRowMatrix(n, k, len(data), m.decodeRow)
+	if err != nil {
+		return nil, fmt.Errorf("llama: tensor %s: %w", ti.Name, err)
+	}
+	return w, nil
 }
 
-// blockMatrix serves the ggml block types the kernels have no decoder for
-// (IQ4_NL, Q4_1, Q5_*, K-quants): Tile dequantizes the blocks that cover
-// the requested columns of each row into a small per-call buffer.
+// blockMatrix decodes the rows of a ggml block type the kernels have no
+// decoder of their own for (IQ4_NL, Q4_1, Q5_0, Q5_1).
 type blockMatrix struct {
-	t                    formats.DType
 	data                 []byte
-	n, k, bs             int
+	dec                  func(dst []float32, src []byte)
+	bs                   int
 	rowBytes, blockBytes int
-	pool                 sync.Pool
+	pool                 sync.Pool // *[]float32 for ranges that cut a block
 }
 
-func (m *blockMatrix) Rows() int { return m.n }
-func (m *blockMatrix) Cols() int { return m.k }
-
-func (m *blockMatrix) Tile(dst []float32, n0, n1, k0, k1 int) {
+// decodeRow writes row r, columns [k0, k1), to dst: straight from the
+// blocks when the range is block-aligned (as the kernels' tiles and passes
+// are), through a pooled buffer of the covering blocks otherwise.
+func (m *blockMatrix) decodeRow(dst []float32, r, k0, k1 int) {
+	row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
 	b0, b1 := k0/m.bs, (k1+m.bs-1)/m.bs
-	width := (b1 - b0) * m.bs
+	if k0%m.bs == 0 && k1%m.bs == 0 {
+		m.dec(dst[:k1-k0], row[b0*m.blockBytes:b1*m.blockBytes])
+		return
+	}
 	bp := m.pool.Get().(*[]float32)
+	width := (b1 - b0) * m.bs
 	if cap(*bp) < width {
 		*bp = make([]float32, width)
 	}
 	buf := (*bp)[:width]
-	w := k1 - k0
-	for r := n0; r < n1; r++ {
-		row := m.data[r*m.rowBytes+b0*m.blockBytes : r*m.rowBytes+b1*m.blockBytes]
-		if err := quantize.DequantizeGGML(m.t, buf, row); err != nil {
-			panic("llama: " + err.Error()) // sizes were checked in matrix
-		}
-		copy(dst[(r-n0)*w:(r-n0+1)*w], buf[k0-b0*m.bs:k1-b0*m.bs])
-	}
+	m.dec(buf, row[b0*m.blockBytes:b1*m.blockBytes])
+	copy(dst[:k1-k0], buf[k0-b0*m.bs:])
 	m.pool.Put(bp)
 }
 

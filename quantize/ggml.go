@@ -139,6 +139,21 @@ func DequantizeGGML(t formats.DType, dst []float32, src []byte) error {
 	return nil
 }
 
+// GGMLBlockDecoder returns the dequantizer of the ggml block type t (any
+// type DequantizeGGML supports but F32, F16 and BF16), resolved once so
+// that callers decoding many rows skip DequantizeGGML's lookup and checks:
+// decode(dst, src) writes len(dst)/t.BlockSize() blocks of src to dst with
+// DequantizeGGML's arithmetic, bit for bit. It trusts its arguments: len(dst)
+// a multiple of the block size and src at least len(dst)/BlockSize·BlockBytes
+// bytes (it panics otherwise). ok is false for other types.
+func GGMLBlockDecoder(t formats.DType) (decode func(dst []float32, src []byte), ok bool) {
+	c, ok := ggmlCodecs[t]
+	if !ok {
+		return nil, false
+	}
+	return c.dequant, true
+}
+
 // ggmlCheck validates a call: t supported, n elements a whole number of
 // blocks, and the packed buffer exactly n/BlockSize·BlockBytes bytes.
 func ggmlCheck(t formats.DType, n, packed int, quant bool) (ggmlCodec, int, int, error) {

@@ -130,9 +130,10 @@ func quantIQ4NL(dst []byte, src []float32) {
 func dequantIQ4NL(dst []float32, src []byte) {
 	for ; len(dst) >= ggmlQK; src, dst = src[18:], dst[ggmlQK:] {
 		y := (*[ggmlQK]float32)(dst)
-		d := ggmlF16(src)
+		x := (*[18]byte)(src)
+		d := ggmlF16(x[:])
 		for j := range 16 {
-			b := src[2+j]
+			b := x[2+j]
 			y[j] = d * iq4nlF[b&15]
 			y[j+16] = d * iq4nlF[b>>4]
 		}

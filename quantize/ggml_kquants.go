@@ -1,5 +1,7 @@
 package quantize
 
+import "encoding/binary"
+
 // The 256-element K-quant super-blocks (GGUF-LLAMACPP.md §3) with ggml's
 // reference quantizers quantize_row_q{4,5,6}_K_ref, which quantize_q*_K
 // (what llama-quantize calls) runs when there is no importance matrix.
@@ -199,6 +201,8 @@ func quantQ4K(dst []byte, src []float32) {
 	}
 }
 
+// dequantQ4K is dequantize_row_q4_K: x = float32(d·sc·q) − dmin·m per
+// 32-element sub-block, eight nibbles unpacked at a time.
 func dequantQ4K(dst []float32, src []byte) {
 	for ; len(dst) >= ggmlQKK; src, dst = src[144:], dst[ggmlQKK:] {
 		y := (*[ggmlQKK]float32)(dst)
@@ -210,13 +214,28 @@ func dequantQ4K(dst []float32, src []byte) {
 			s2, m2 := scaleMinK4(2*g+1, sc)
 			d1, dm1 := d*float32(s1), float32(dmin*float32(m1))
 			d2, dm2 := d*float32(s2), float32(dmin*float32(m2))
-			for i := range 32 {
-				q := b[16+32*g+i]
-				y[64*g+i] = float32(d1*float32(q&15)) - dm1
-				y[64*g+32+i] = float32(d2*float32(q>>4)) - dm2
+			qs := (*[32]byte)(b[16+32*g:])
+			for i := 0; i < 32; i += 8 {
+				v := binary.LittleEndian.Uint64(qs[i:])
+				kLanes((*[8]float32)(y[64*g+i:]), d1, dm1, v&lanes0F)
+				kLanes((*[8]float32)(y[64*g+32+i:]), d2, dm2, (v>>4)&lanes0F)
 			}
 		}
 	}
+}
+
+// kLanes writes float32(d·q) − dm for the eight codes q < 64 in the bytes
+// of v (Q4_K and Q5_K levels).
+func kLanes(y *[8]float32, d, dm float32, v uint64) {
+	l := (*[64]float32)(kLevels[32:])
+	y[0] = float32(d*l[v&63]) - dm
+	y[1] = float32(d*l[v>>8&63]) - dm
+	y[2] = float32(d*l[v>>16&63]) - dm
+	y[3] = float32(d*l[v>>24&63]) - dm
+	y[4] = float32(d*l[v>>32&63]) - dm
+	y[5] = float32(d*l[v>>40&63]) - dm
+	y[6] = float32(d*l[v>>48&63]) - dm
+	y[7] = float32(d*l[v>>56&63]) - dm
 }
 
 // quantQ5K is quantize_row_q5_K_ref: makeQKX2(nmax 31, rmin −0.5, rdelta
@@ -241,23 +260,27 @@ func quantQ5K(dst []byte, src []float32) {
 	}
 }
 
+// dequantQ5K is dequantize_row_q5_K: Q4_K's arithmetic on 5-bit codes
+// whose fifth bit comes from qh, eight codes unpacked at a time.
 func dequantQ5K(dst []float32, src []byte) {
+	const lanes01 = 0x0101010101010101
 	for ; len(dst) >= ggmlQKK; src, dst = src[176:], dst[ggmlQKK:] {
 		y := (*[ggmlQKK]float32)(dst)
 		b := (*[176]byte)(src)
 		d, dmin := ggmlF16(b[0:]), ggmlF16(b[2:])
 		sc := (*[12]byte)(b[4:])
-		qh := b[16:48]
+		qh := (*[32]byte)(b[16:])
 		for g := range 4 {
 			s1, m1 := scaleMinK4(2*g, sc)
 			s2, m2 := scaleMinK4(2*g+1, sc)
 			d1, dm1 := d*float32(s1), float32(dmin*float32(m1))
 			d2, dm2 := d*float32(s2), float32(dmin*float32(m2))
-			for i := range 32 {
-				q := b[48+32*g+i]
-				h := qh[i] >> (2 * g)
-				y[64*g+i] = float32(d1*float32(q&15|(h&1)<<4)) - dm1
-				y[64*g+32+i] = float32(d2*float32(q>>4|(h&2)<<3)) - dm2
+			qs := (*[32]byte)(b[48+32*g:])
+			for i := 0; i < 32; i += 8 {
+				v := binary.LittleEndian.Uint64(qs[i:])
+				h := binary.LittleEndian.Uint64(qh[i:]) >> (2 * g)
+				kLanes((*[8]float32)(y[64*g+i:]), d1, dm1, v&lanes0F|(h&lanes01)<<4)
+				kLanes((*[8]float32)(y[64*g+32+i:]), d2, dm2, (v>>4)&lanes0F|(h>>1&lanes01)<<4)
 			}
 		}
 	}
@@ -364,25 +387,64 @@ func quantQ6K(dst []byte, src []float32) {
 	}
 }
 
+// kLevels[q] is float32(q − 32), the Q6_K level of the 6-bit code q (and,
+// from 32 on, float32(q − 32) for the 5- and 4-bit codes of Q5_K and Q4_K,
+// which index it at q+32): a table load instead of an int→float conversion.
+var kLevels = func() (t [96]float32) {
+	for i := range t {
+		t[i] = float32(i - 32)
+	}
+	return t
+}()
+
+// Byte-lane masks of the SWAR decoders: eight codes are unpacked at once
+// in a uint64.
+const (
+	lanes0F = 0x0F0F0F0F0F0F0F0F
+	lanes03 = 0x0303030303030303
+	lanes0C = 0x0C0C0C0C0C0C0C0C
+	lanes30 = 0x3030303030303030
+)
+
+// dequantQ6K is dequantize_row_q6_K: x = (d·sc)·(q − 32), the product
+// d·sc taken once per 16-element group (ggml computes the same float32
+// product per element). Element i of half h comes from ql[64h+i] (low
+// nibbles for i < 64, high for the rest, ql[64h+i−64]) and two bits of
+// qh[32h + i%32] (bit pair i/32); eight codes are unpacked at a time.
 func dequantQ6K(dst []float32, src []byte) {
 	for ; len(dst) >= ggmlQKK; src, dst = src[210:], dst[ggmlQKK:] {
-		y := (*[ggmlQKK]float32)(dst)
 		b := (*[210]byte)(src)
 		d := ggmlF16(b[208:])
+		var ds [16]float32
+		for g := range ds {
+			ds[g] = d * float32(int8(b[192+g]))
+		}
 		for h := range 2 {
-			ql, qh, sc := b[64*h:], b[128+32*h:], b[192+8*h:]
-			out := y[128*h:]
-			for i := range 32 {
-				is := i / 16
-				q1 := int32(ql[i]&15|(qh[i]&3)<<4) - 32
-				q2 := int32(ql[i+32]&15|((qh[i]>>2)&3)<<4) - 32
-				q3 := int32(ql[i]>>4|((qh[i]>>4)&3)<<4) - 32
-				q4 := int32(ql[i+32]>>4|((qh[i]>>6)&3)<<4) - 32
-				out[i] = d * float32(int8(sc[is])) * float32(q1)
-				out[i+32] = d * float32(int8(sc[is+2])) * float32(q2)
-				out[i+64] = d * float32(int8(sc[is+4])) * float32(q3)
-				out[i+96] = d * float32(int8(sc[is+6])) * float32(q4)
+			ql := (*[64]byte)(b[64*h:])
+			qh := (*[32]byte)(b[128+32*h:])
+			y := (*[128]float32)(dst[128*h:])
+			for o := 0; o < 32; o += 8 {
+				g := 8*h + o/16
+				l1 := binary.LittleEndian.Uint64(ql[o:])
+				l2 := binary.LittleEndian.Uint64(ql[32+o:])
+				hb := binary.LittleEndian.Uint64(qh[o:])
+				q6Lanes((*[8]float32)(y[o:]), ds[g], l1&lanes0F|(hb&lanes03)<<4)
+				q6Lanes((*[8]float32)(y[32+o:]), ds[g+2], l2&lanes0F|(hb&lanes0C)<<2)
+				q6Lanes((*[8]float32)(y[64+o:]), ds[g+4], (l1>>4)&lanes0F|hb&lanes30)
+				q6Lanes((*[8]float32)(y[96+o:]), ds[g+6], (l2>>4)&lanes0F|(hb>>2)&lanes30)
 			}
 		}
 	}
+}
+
+// q6Lanes writes s·(q−32) for the eight 6-bit codes q in the bytes of v.
+func q6Lanes(y *[8]float32, s float32, v uint64) {
+	y[0] = s * kLevels[v&63]
+	y[1] = s * kLevels[v>>8&63]
+	y[2] = s * kLevels[v>>16&63]
+	y[3] = s * kLevels[v>>24&63]
+	y[4] = s * kLevels[v>>32&63]
+	y[5] = s * kLevels[v>>40&63]
+	y[6] = s * kLevels[v>>48&63]
+	y[7] = s * kLevels[v>>56&63]
 }

@@ -93,9 +93,10 @@ func quantQ8_0(dst []byte, src []float32) {
 func dequantQ8_0(dst []float32, src []byte) {
 	for ; len(dst) >= ggmlQK; src, dst = src[34:], dst[ggmlQK:] {
 		y := (*[ggmlQK]float32)(dst)
-		d := ggmlF16(src)
+		b := (*[34]byte)(src)
+		d := ggmlF16(b[:])
 		for j := range y {
-			y[j] = float32(int8(src[2+j])) * d
+			y[j] = float32(int8(b[2+j])) * d
 		}
 	}
 }
@@ -128,9 +129,10 @@ func quantQ4_0(dst []byte, src []float32) {
 func dequantQ4_0(dst []float32, src []byte) {
 	for ; len(dst) >= ggmlQK; src, dst = src[18:], dst[ggmlQK:] {
 		y := (*[ggmlQK]float32)(dst)
-		d := ggmlF16(src)
+		x := (*[18]byte)(src)
+		d := ggmlF16(x[:])
 		for j := range 16 {
-			b := src[2+j]
+			b := x[2+j]
 			y[j] = float32(int32(b&15)-8) * d
 			y[j+16] = float32(int32(b>>4)-8) * d
 		}
@@ -166,9 +168,10 @@ func quantQ4_1(dst []byte, src []float32) {
 func dequantQ4_1(dst []float32, src []byte) {
 	for ; len(dst) >= ggmlQK; src, dst = src[20:], dst[ggmlQK:] {
 		y := (*[ggmlQK]float32)(dst)
-		d, m := ggmlF16(src), ggmlF16(src[2:])
+		x := (*[20]byte)(src)
+		d, m := ggmlF16(x[:]), ggmlF16(x[2:])
 		for j := range 16 {
-			b := src[4+j]
+			b := x[4+j]
 			y[j] = float32(float32(b&15)*d) + m
 			y[j+16] = float32(float32(b>>4)*d) + m
 		}
@@ -206,10 +209,11 @@ func quantQ5_0(dst []byte, src []float32) {
 func dequantQ5_0(dst []float32, src []byte) {
 	for ; len(dst) >= ggmlQK; src, dst = src[22:], dst[ggmlQK:] {
 		y := (*[ggmlQK]float32)(dst)
-		d := ggmlF16(src)
-		qh := binary.LittleEndian.Uint32(src[2:])
+		x := (*[22]byte)(src)
+		d := ggmlF16(x[:])
+		qh := binary.LittleEndian.Uint32(x[2:])
 		for j := range 16 {
-			b := src[6+j]
+			b := x[6+j]
 			h0 := int32((qh>>j)&1) << 4
 			h1 := int32((qh>>(j+16))&1) << 4
 			y[j] = float32((int32(b&15)|h0)-16) * d
@@ -250,10 +254,11 @@ func quantQ5_1(dst []byte, src []float32) {
 func dequantQ5_1(dst []float32, src []byte) {
 	for ; len(dst) >= ggmlQK; src, dst = src[24:], dst[ggmlQK:] {
 		y := (*[ggmlQK]float32)(dst)
-		d, m := ggmlF16(src), ggmlF16(src[2:])
-		qh := binary.LittleEndian.Uint32(src[4:])
+		x := (*[24]byte)(src)
+		d, m := ggmlF16(x[:]), ggmlF16(x[2:])
+		qh := binary.LittleEndian.Uint32(x[4:])
 		for j := range 16 {
-			b := src[8+j]
+			b := x[8+j]
 			q0 := uint32(b&15) | ((qh>>j)&1)<<4
 			q1 := uint32(b>>4) | ((qh>>(j+16))&1)<<4
 			y[j] = float32(float32(q0)*d) + m

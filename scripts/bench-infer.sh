@@ -35,7 +35,10 @@
 # Knobs (environment): QTOOL (bin/qtool), BENCH_DIR, THREADS (2),
 # PROMPT_TOKENS (128), GEN_TOKENS (32), REPS (2),
 # TYPES ("f16 q8_0 q4_0 q4_0-pure nf4"), PRESET (1b; "small" makes a quick
-# trial of the script itself).
+# trial of the script itself), QTOOL_BASE (unset; another qtool binary, for
+# example a build of an earlier commit: each type then runs it REPS times
+# right after QTOOL, so that before/after figures share the machine's
+# conditions, and the table gains its columns and QTOOL's speed-up over it).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -56,6 +59,11 @@ say() { echo "bench-infer: $*" >&2; }
 # --- prerequisites --------------------------------------------------------
 [[ -x $QTOOL ]] || die "$QTOOL not found or not executable: run 'make build' first (or set QTOOL)"
 QTOOL=$(cd "$(dirname "$QTOOL")" && pwd)/$(basename "$QTOOL")
+QTOOL_BASE=${QTOOL_BASE:-}
+if [[ -n $QTOOL_BASE ]]; then
+	[[ -x $QTOOL_BASE ]] || die "QTOOL_BASE=$QTOOL_BASE is not an executable"
+	QTOOL_BASE=$(cd "$(dirname "$QTOOL_BASE")" && pwd)/$(basename "$QTOOL_BASE")
+fi
 command -v node >/dev/null || die "node is not installed"
 [[ -f $NODE_DIR/node_modules/node-llama-cpp/package.json ]] ||
 	die "node-llama-cpp is missing in $NODE_DIR: run 'make deps'"
@@ -141,32 +149,37 @@ say "threads $THREADS, prompt $PROMPT_TOKENS tokens, $GEN_TOKENS generated, best
 # --- measurements ---------------------------------------------------------
 # Per type, qtool's reps and then llama.cpp's, so that a change in the
 # machine's load hits both sides of a row alike.
-declare -A Q_PP Q_TG Q_IDS PROMPT_IDS L_PP L_TG L_IDS DONE
+declare -A Q_PP Q_TG Q_IDS PROMPT_IDS L_PP L_TG L_IDS DONE B_PP B_TG
 
-run_qtool() { # TYPE
-	local t=$1 m f r pp tg
+run_qtool() { # TYPE [base]: QTOOL's reps, or with "base" QTOOL_BASE's
+	local t=$1 bin=$QTOOL name=qtool m f r pp tg bpp=n/a btg=n/a
+	[[ ${2:-} == base ]] && bin=$QTOOL_BASE name=base
 	m=$(model_of "$t")
-	Q_PP[$t]=n/a Q_TG[$t]=n/a
+	if [[ $name == qtool ]]; then Q_PP[$t]=n/a Q_TG[$t]=n/a; else B_PP[$t]=n/a B_TG[$t]=n/a; fi
 	if [[ ! -e $m ]]; then
 		say "$t: no model at $m: n/a"
 		return
 	fi
 	for ((r = 1; r <= REPS; r++)); do
-		f=$RUN_DIR/qtool-$t-$r.json
-		if ! "$QTOOL" generate --model "$m" --prompt "$PROMPT" -n "$GEN_TOKENS" --temp 0 -t "$THREADS" --json >"$f" 2>"$f.err"; then
-			say "$t: qtool generate failed (n/a): $(tail -n 3 "$f.err")"
-			Q_PP[$t]=n/a Q_TG[$t]=n/a
+		f=$RUN_DIR/$name-$t-$r.json
+		if ! "$bin" generate --model "$m" --prompt "$PROMPT" -n "$GEN_TOKENS" --temp 0 -t "$THREADS" --json >"$f" 2>"$f.err"; then
+			say "$t: $name generate failed (n/a): $(tail -n 3 "$f.err")"
 			return
 		fi
 		got=$(json "$f" 'j.prompt_tokens')
 		[[ $got == "$PROMPT_TOKENS" ]] || die "$t: the prompt encodes to $got tokens, not $PROMPT_TOKENS"
 		pp=$(json "$f" 'j.prompt_tokens / j.prompt_seconds')
 		tg=$(json "$f" 'j.tokens > 1 ? (j.tokens - 1) / j.generation_seconds : 0')
-		say "$t: qtool rep $r: prompt $(printf %.1f "$pp") t/s, generation $(printf %.2f "$tg") t/s (load $(cut -d' ' -f1 /proc/loadavg))"
-		[[ ${Q_PP[$t]} == n/a ]] || pp=$(node -p "Math.max($pp, ${Q_PP[$t]})")
-		[[ ${Q_TG[$t]} == n/a ]] || tg=$(node -p "Math.max($tg, ${Q_TG[$t]})")
-		Q_PP[$t]=$pp Q_TG[$t]=$tg
+		say "$t: $name rep $r: prompt $(printf %.1f "$pp") t/s, generation $(printf %.2f "$tg") t/s (load $(cut -d' ' -f1 /proc/loadavg))"
+		[[ $bpp == n/a ]] || pp=$(node -p "Math.max($pp, $bpp)")
+		[[ $btg == n/a ]] || tg=$(node -p "Math.max($tg, $btg)")
+		bpp=$pp btg=$tg
 	done
+	if [[ $name == base ]]; then
+		B_PP[$t]=$bpp B_TG[$t]=$btg
+		return
+	fi
+	Q_PP[$t]=$bpp Q_TG[$t]=$btg
 	Q_IDS[$t]=$(json "$f" 'j.ids')
 	PROMPT_IDS[$t]=$(json "$f" 'j.prompt_ids')
 }
@@ -206,6 +219,7 @@ run_llamacpp() { # TYPE: bench.mjs on the GGUF that stands for it, with qtool's 
 
 for t in $TYPES; do
 	run_qtool "$t"
+	[[ -z $QTOOL_BASE ]] || run_qtool "$t" base
 	run_llamacpp "$t"
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -232,3 +246,12 @@ for t in $TYPES; do
 		"$(ratio "${Q_PP[$t]}" "$lp")" "$(fmt "${Q_TG[$t]}")" "$(fmt "$lt")" "$(ratio "${Q_TG[$t]}" "$lt")" "$ag"
 done
 echo "(pp: prompt tokens/s; tg: generated tokens/s; ratio: qtool / llama.cpp; raw JSON in $RUN_DIR)"
+if [[ -n $QTOOL_BASE ]]; then
+	echo
+	echo "qtool against QTOOL_BASE=$QTOOL_BASE, same run"
+	printf '%-9s %10s %10s %8s   %10s %10s %8s\n' type "base pp" "qtool pp" speedup "base tg" "qtool tg" speedup
+	for t in $TYPES; do
+		printf '%-9s %10s %10s %8s   %10s %10s %8s\n' "$t" "$(fmt "${B_PP[$t]:-n/a}")" "$(fmt "${Q_PP[$t]}")" \
+			"$(ratio "${Q_PP[$t]}" "${B_PP[$t]:-n/a}")" "$(fmt "${B_TG[$t]:-n/a}")" "$(fmt "${Q_TG[$t]}")" "$(ratio "${Q_TG[$t]}" "${B_TG[$t]:-n/a}")"
+	done
+fi

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qtool-dev/qtool/kernels"
 	"github.com/qtool-dev/qtool/llama"
 )
 
@@ -84,6 +85,9 @@ type generateResult struct {
 }
 
 func runGenerate(ctx context.Context, opts *GenerateOptions) error {
+	// Q4_0/Q8_0 weights multiply int8-rounded activations, as llama.cpp
+	// does (kernels.SetInt8Dot); eval keeps float32 ones.
+	defer kernels.SetInt8Dot(true)()
 	m, err := openInferModel(opts.Model, opts.Adapters, opts.Threads, 0)
 	if err != nil {
 		return err

@@ -41,7 +41,7 @@ func main() {
 	rounds := flag.Int("rounds", 7, "rounds; each times every engine once (the median is reported)")
 	minTime := flag.Duration("min", 200*time.Millisecond, "repeat a call within a round until this much time has passed")
 	levels := flag.String("levels", "avx512,avx2,generic", "qtool levels to time (SgemmNT on float32 B)")
-	types := flag.String("types", "f32,f16,bf16,nf4,int8,q8_0,q4_0", "weight types to time through MatMulT at the detected level (empty: none)")
+	types := flag.String("types", "f32,f16,bf16,nf4,int8,q8_0,q4_0,q4_k,q5_k,q6_k", "weight types to time through MatMulT at the detected level (empty: none)")
 	pause := flag.Duration("pause", 100*time.Millisecond, "idle time between engines, so OpenBLAS's spinning threads go to sleep")
 	flag.Parse()
 
@@ -195,23 +195,31 @@ func newWeight(t string, b []float32, n, k int) (weight, error) {
 		raw := unsafe.Slice((*byte)(unsafe.Pointer(&cb[0])), len(cb))
 		w.m, err = kernels.NewInt8RowMatrix(raw, scb, n, k)
 		w.bytes, w.tol = len(raw)+4*len(scb), 0.1
-	case "q8_0", "q4_0":
-		d, tol := formats.Q8_0, 0.1
-		if t == "q4_0" {
-			d, tol = formats.Q4_0, 0.5
+	case "q8_0", "q4_0", "q4_k", "q5_k", "q6_k":
+		d, tol := map[string]formats.DType{"q8_0": formats.Q8_0, "q4_0": formats.Q4_0, "q4_k": formats.Q4_K,
+			"q5_k": formats.Q5_K, "q6_k": formats.Q6_K}[t], 0.5
+		if t == "q8_0" || t == "q6_k" {
+			tol = 0.1
 		}
 		raw := make([]byte, n*k/int(d.BlockSize())*int(d.BlockBytes()))
 		if err := quantize.QuantizeGGML(d, raw, b); err != nil {
 			return w, err
 		}
-		if d == formats.Q8_0 {
+		switch d {
+		case formats.Q8_0:
 			w.m, err = kernels.NewQ8_0Matrix(raw, n, k)
-		} else {
+		case formats.Q4_0:
 			w.m, err = kernels.NewQ4_0Matrix(raw, n, k)
+		case formats.Q4_K:
+			w.m, err = kernels.NewQ4_KMatrix(raw, n, k)
+		case formats.Q5_K:
+			w.m, err = kernels.NewQ5_KMatrix(raw, n, k)
+		default:
+			w.m, err = kernels.NewQ6_KMatrix(raw, n, k)
 		}
 		w.bytes, w.tol = len(raw), tol
 	default:
-		return w, fmt.Errorf("unknown type (want f32, f16, bf16, nf4, int8, q8_0 or q4_0)")
+		return w, fmt.Errorf("unknown type (want f32, f16, bf16, nf4, int8, q8_0, q4_0, q4_k, q5_k or q6_k)")
 	}
 	return w, err
 }

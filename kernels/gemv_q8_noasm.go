@@ -1,0 +1,15 @@
+//go:build !amd64 || noasm
+
+package kernels
+
+func qDotRows(out []float32, w []byte, ldw int, a []float32, q8 bool, _ feature) {
+	qDotRowsGeneric(out, w, ldw, a, q8)
+}
+
+func q4DotRows(out []float32, w []byte, ldw int, a *q8Act, _ feature) {
+	q4DotRowsGeneric(out, w, ldw, a)
+}
+
+func q4CorrOffset(feature) int32 { return 0 }
+
+func prefetch([]byte) {}
