@@ -2,7 +2,6 @@ package lora
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -347,7 +346,8 @@ func (d *mergedData) WriteTo(w io.Writer) (int64, error) {
 }
 
 // decode reads an entry as float32: a float or ggml tensor through the
-// base's bytes, a bitsandbytes group through quantize.Dequant.
+// base's bytes, a bitsandbytes group through its quantize.BNBWeight (bit
+// for bit what quantize.Dequant writes as F32).
 func (m *merger) decode(e *entry) ([]float32, error) {
 	n, ok := formats.TensorInfo{Shape: e.shape}.NumElements()
 	if !ok {
@@ -355,12 +355,8 @@ func (m *merger) decode(e *entry) ([]float32, error) {
 	}
 	x := make([]float32, n)
 	if e.group != nil {
-		sink := &floatSink{dst: x}
-		if _, err := m.deqT[formats.F32][e.name].Data.WriteTo(sink); err != nil {
-			return nil, err
-		}
-		if sink.n != len(x) || len(sink.carry) != 0 {
-			return nil, tensorError(e.name, fmt.Errorf("dequantized %d of %d values: %w", sink.n, len(x), formats.ErrFormat))
+		if err := e.group.w.DequantizeRange(x, 0); err != nil {
+			return nil, tensorError(e.name, err)
 		}
 		return x, nil
 	}
@@ -402,47 +398,6 @@ func encode(d formats.DType, y []float32, workers int) ([]byte, error) {
 		return out, nil
 	}
 	return out, quantize.FromFloat32(out, y, d)
-}
-
-// floatSink decodes a stream of little-endian float32 bytes into dst.
-type floatSink struct {
-	dst   []float32
-	n     int
-	carry []byte
-}
-
-func (s *floatSink) Write(p []byte) (int, error) {
-	total := len(p)
-	if len(s.carry) > 0 {
-		k := min(4-len(s.carry), len(p))
-		s.carry = append(s.carry, p[:k]...)
-		p = p[k:]
-		if len(s.carry) < 4 {
-			return total, nil
-		}
-		if err := s.put(s.carry); err != nil {
-			return 0, err
-		}
-		s.carry = s.carry[:0]
-	}
-	whole := len(p) / 4 * 4
-	if err := s.put(p[:whole]); err != nil {
-		return 0, err
-	}
-	s.carry = append(s.carry, p[whole:]...)
-	return total, nil
-}
-
-func (s *floatSink) put(b []byte) error {
-	k := len(b) / 4
-	if s.n+k > len(s.dst) {
-		return fmt.Errorf("lora: more dequantized values than the tensor holds: %w", formats.ErrFormat)
-	}
-	for i := range k {
-		s.dst[s.n+i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	s.n += k
-	return nil
 }
 
 // tensorError names the tensor in an error.

@@ -1,7 +1,6 @@
 package lora
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -250,8 +249,9 @@ type entry struct {
 
 // bnbGroup describes a bitsandbytes-quantized weight of the base.
 type bnbGroup struct {
-	spec  quantSpec     // type, blocksize, double quantization
-	dtype formats.DType // the quant_state dtype (the weights' dtype before quantization)
+	spec  quantSpec           // type, blocksize, double quantization
+	dtype formats.DType       // the quant_state dtype (the weights' dtype before quantization)
+	w     *quantize.BNBWeight // the stored group, decoded by DequantizeRange
 }
 
 // stored describes how an entry is stored, for the report.
@@ -298,30 +298,20 @@ func containerOf(src formats.Source) quantize.Container {
 }
 
 // scan lists the base's logical tensors, recognising bitsandbytes groups
-// through quantize.Dequant (which reads and checks their quant states).
+// through quantize.BNBWeights (which reads and checks their quant states).
 func (m *merger) scan() error {
 	infos := m.base.Tensors()
-	groups := map[string]*bnbGroup{}
+	var groups map[string]*quantize.BNBWeight
 	member := map[string]string{} // companion → weight
-	if m.container == quantize.Safetensors && hasBNB(infos) {
-		m.bnb = true
-		d, err := m.dequantPlan(formats.F32)
-		if err != nil {
+	if m.container == quantize.Safetensors {
+		var err error
+		if groups, err = quantize.BNBWeights(m.base); err != nil {
 			return err
 		}
-		for _, dec := range d.Decisions() {
-			if dec.Kept != "" {
-				continue
-			}
-			g, err := m.readGroup(dec)
-			if err != nil {
-				return err
-			}
-			groups[dec.Name] = g
-		}
-		for _, ti := range infos {
-			if w := groupOf(ti.Name, groups); w != "" && w != ti.Name {
-				member[ti.Name] = w
+		m.bnb = len(groups) > 0
+		for name, w := range groups {
+			for _, c := range w.Companions() {
+				member[c] = name
 			}
 		}
 	}
@@ -330,9 +320,9 @@ func (m *merger) scan() error {
 			continue
 		}
 		e := &entry{name: ti.Name, info: ti, shape: ti.Shape, members: []formats.TensorInfo{ti}, row: -1}
-		if g := groups[ti.Name]; g != nil {
-			e.group = g
-			e.shape = m.deqT[formats.F32][ti.Name].Shape
+		if w := groups[ti.Name]; w != nil {
+			e.group = newBNBGroup(w)
+			e.shape = w.Shape
 			for _, c := range infos {
 				if member[c.Name] == ti.Name {
 					e.members = append(e.members, c)
@@ -348,38 +338,18 @@ func (m *merger) scan() error {
 	return nil
 }
 
-// hasBNB reports a bitsandbytes (or qtool int8-block) companion tensor.
-func hasBNB(infos []formats.TensorInfo) bool {
-	for _, ti := range infos {
-		if strings.Contains(ti.Name, ".quant_state.") || strings.HasSuffix(ti.Name, ".SCB") {
-			return true
-		}
+// newBNBGroup keeps what re-quantizing a group needs: its type, blocksize,
+// double quantization, and the dtype its quant_state records (LLM.int8()
+// quantizes the fp16 weight).
+func newBNBGroup(w *quantize.BNBWeight) *bnbGroup {
+	g := &bnbGroup{spec: quantSpec{bnb: w.Type, dq: w.DoubleQuant, block: w.Blocksize}, dtype: formats.F16, w: w}
+	switch w.DType {
+	case "float32":
+		g.dtype = formats.F32
+	case "bfloat16":
+		g.dtype = formats.BF16
 	}
-	return false
-}
-
-// groupOf returns the group weight a tensor belongs to: X.weight for
-// X.weight and X.weight.*, and for LLM.int8()'s X.SCB and X.weight_format.
-func groupOf(name string, groups map[string]*bnbGroup) string {
-	if groups[name] != nil {
-		return name
-	}
-	for i := strings.IndexByte(name, '.'); i >= 0; {
-		if groups[name[:i]] != nil {
-			return name[:i]
-		}
-		j := strings.IndexByte(name[i+1:], '.')
-		if j < 0 {
-			break
-		}
-		i += 1 + j
-	}
-	for _, sfx := range []string{"SCB", "weight_format"} {
-		if p, ok := strings.CutSuffix(name, sfx); ok && groups[p+"weight"] != nil {
-			return p + "weight"
-		}
-	}
-	return ""
+	return g
 }
 
 // dequantPlan returns (creating it once) the quantize.Dequant plan of a
@@ -401,46 +371,6 @@ func (m *merger) dequantPlan(d formats.DType) (*quantize.Output, error) {
 	}
 	m.deq[d], m.deqT[d] = o, byName
 	return o, nil
-}
-
-// quantStateJSON is the part of a quant_state Merge needs.
-type quantStateJSON struct {
-	Blocksize int    `json:"blocksize"`
-	DType     string `json:"dtype"`
-}
-
-// readGroup reads what re-quantizing a group needs from its Dequant
-// decision ("nf4", "nf4+dq", "fp4", "int8", "int8-block") and quant_state.
-func (m *merger) readGroup(dec quantize.Decision) (*bnbGroup, error) {
-	from := strings.TrimSuffix(dec.From, "+dq")
-	t, err := quantize.ParseType(from)
-	if err != nil || !t.BNB() {
-		return nil, fmt.Errorf("lora: base tensor %q: unknown bitsandbytes type %q: %w", dec.Name, dec.From, formats.ErrUnsupported)
-	}
-	g := &bnbGroup{spec: quantSpec{bnb: t, dq: from != dec.From}, dtype: formats.F16}
-	if t == quantize.TypeInt8 {
-		return g, nil // LLM.int8() quantizes the fp16 weight
-	}
-	state := dec.Name + ".quant_state.bitsandbytes__" + from
-	if t == quantize.TypeInt8Block {
-		state = dec.Name + ".quant_state.qtool__int8_block"
-	}
-	b, err := readRaw(m.base, state)
-	if err != nil {
-		return nil, err
-	}
-	var qs quantStateJSON
-	if err := json.Unmarshal(b, &qs); err != nil {
-		return nil, &formats.FormatError{Offset: -1, Tensor: state, Err: quantize.ErrBadQuantState, Detail: err.Error()}
-	}
-	g.spec.block = qs.Blocksize
-	switch qs.DType {
-	case "float32":
-		g.dtype = formats.F32
-	case "bfloat16":
-		g.dtype = formats.BF16
-	}
-	return g, nil
 }
 
 // lint runs Lint on every adapter and fails on its errors (quoting the
