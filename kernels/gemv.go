@@ -14,7 +14,8 @@ import (
 // multiplies them with up to gemvMB activation rows in a register-blocked
 // dot kernel (4×4 accumulators in zmm, 2×4 in ymm). Q8_0 and Q4_0 weights
 // against at most qFusedRows activation rows skip the buffer: their kernels
-// multiply the codes in registers (gemv_q8.go).
+// multiply the codes in registers (gemv_q8.go). So do the weight types that
+// implement fusedDotter, for the rows of A they accept (generation's one).
 
 const (
 	gemvRB = 4    // weight rows decoded together
@@ -32,6 +33,22 @@ const (
 	// gemvMinWork is the least number of weights worth a goroutine.
 	gemvMinWork = 1 << 16
 )
+
+// fusedDotter is a weight type with fused skinny kernels: they widen the
+// stored values in registers and multiply them there, reading each stored
+// byte once and never writing a decoded row.
+type fusedDotter interface {
+	// fusedRows reports whether the fused kernels serve a product with m
+	// rows of A at level lvl.
+	fusedRows(m int, lvl feature) bool
+	// fusedDot adds Σ_k a[k]·B[r+t, k] to out[t] for t < len(out), where
+	// len(a) is K, computed in float32.
+	fusedDot(out []float32, r int, a []float32, lvl feature)
+}
+
+// fusedOff sends the fusedDotter types through the decoding path (for
+// benchmarks and tests that compare the two: export_test.go).
+var fusedOff atomic.Bool
 
 var gemvPool = sync.Pool{New: func() any { return new([gemvRB * gemvKC]float32) }}
 
@@ -61,7 +78,12 @@ func MatVecT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accum
 		f32ld int
 		q     *ggmlMatrix
 		q8    bool
+		fd    fusedDotter
 	)
+	lvl := level()
+	if f, ok := b.(fusedDotter); ok && !fusedOff.Load() && f.fusedRows(m, lvl) {
+		fd = f
+	}
 	switch bm := b.(type) {
 	case *Q8_0Matrix:
 		if m <= qFusedRows {
@@ -76,7 +98,9 @@ func MatVecT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accum
 			d = bm
 		}
 	case rowDecoder:
-		d = bm
+		if fd == nil {
+			d = bm
+		}
 	case *F32Matrix:
 		gemmCheckF32(bm)
 		f32, f32ld = bm.Data, bm.stride()
@@ -88,7 +112,7 @@ func MatVecT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accum
 	}
 	j := gemvJobPool.Get().(*gemvJob)
 	defer j.release()
-	j.d, j.f32, j.f32ld = d, f32, f32ld
+	j.d, j.f32, j.f32ld, j.fd = d, f32, f32ld, fd
 	switch d.(type) {
 	case *F16Matrix, *BF16Matrix:
 		j.sp = d.(rowSpanner)
@@ -111,7 +135,7 @@ func MatVecT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accum
 		}
 		return true
 	}
-	j.lvl = level()
+	j.lvl = lvl
 	if j.q, j.q8 = q, q8; q != nil && !q8 && int8DotOn.Load() {
 		buf := q8Pool.Get().(*q8Buf)
 		defer q8Pool.Put(buf)
@@ -150,6 +174,7 @@ type gemvJob struct {
 	q       *ggmlMatrix // B on the fused Q8_0/Q4_0 path (gemv_q8.go), with
 	q8      bool        // its type (Q8_0, else Q4_0)
 	acts    []q8Act     // and A quantized (Q4_0 on the int8 path), or nil
+	fd      fusedDotter // B on a fused path of its own, or nil
 	c       []float32
 	ldc     int
 	a       []float32
@@ -167,14 +192,18 @@ func (j *gemvJob) group() *sync.WaitGroup { return &j.wg }
 
 // work takes items until none are left.
 func (j *gemvJob) work() {
-	if j.q != nil {
+	if j.q != nil || j.fd != nil {
 		for {
 			it := int(j.next.Add(1) - 1)
 			if it >= j.items {
 				return
 			}
 			r0 := it * j.rows
-			j.rangeRowsQ(r0, min(j.n, r0+j.rows))
+			if j.q != nil {
+				j.rangeRowsQ(r0, min(j.n, r0+j.rows))
+			} else {
+				j.rangeRowsFused(r0, min(j.n, r0+j.rows))
+			}
 		}
 	}
 	bp := gemvPool.Get().(*[gemvRB * gemvKC]float32)
@@ -217,6 +246,33 @@ func (j *gemvJob) rangeRows(buf []float32, r0, r1 int) {
 						cr[t] = acc[i*gemvRB+t]
 					}
 				}
+			}
+		}
+	}
+}
+
+// rangeRowsFused computes the columns [r0, r1) of C with j.fd's fused
+// kernels, qChunk rows of B per call with one row of A, else gemvRB rows
+// (kept in L1) against every row of A.
+func (j *gemvJob) rangeRowsFused(r0, r1 int) {
+	var out [qChunk]float32
+	step := gemvRB
+	if j.m == 1 {
+		step = qChunk
+	}
+	for r := r0; r < r1; r += step {
+		nr := min(step, r1-r)
+		for i := range j.m {
+			o := out[:nr]
+			clear(o)
+			j.fd.fusedDot(o, r, j.a[i*j.lda:i*j.lda+j.k], j.lvl)
+			cr := j.c[i*j.ldc+r : i*j.ldc+r+nr]
+			if j.acc {
+				for t := range cr {
+					cr[t] += o[t]
+				}
+			} else {
+				copy(cr, o)
 			}
 		}
 	}

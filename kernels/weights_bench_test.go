@@ -115,13 +115,16 @@ func BenchmarkWeightsGemvT(b *testing.B) {
 // BenchmarkGemvStream is the generation product against a weight far
 // larger than the caches (16384×4096: 64 MiB of Q8_0, 128 MiB of f16), so
 // the GB/s it reports are read from memory, the bound of token generation.
-// "-int8" runs with SetInt8Dot (Q4_0's int8 kernels).
+// "-int8" runs with SetInt8Dot (Q4_0's int8 kernels), "-decode" with
+// SetFusedDot(false) (the decode-then-dot path the fused kernels replace).
 func BenchmarkGemvStream(b *testing.B) {
 	const n, k = 16384, 4096
-	for _, kind := range []string{"f16", "q8_0", "q4_0", "q4_0-int8", "q4_k", "q5_k", "q6_k", "nf4"} {
+	for _, kind := range []string{"f16", "f16-decode", "bf16", "bf16-decode", "q8_0", "q4_0", "q4_0-int8", "q4_k", "q5_k", "q6_k", "nf4", "nf4-decode"} {
 		b.Run(kind, func(b *testing.B) {
 			defer kernels.SetInt8Dot(strings.HasSuffix(kind, "-int8"))()
-			w, wbytes := wbWeights(b, strings.TrimSuffix(kind, "-int8"), n, k)
+			defer kernels.SetFusedDot(!strings.HasSuffix(kind, "-decode"))()
+			base := strings.TrimSuffix(strings.TrimSuffix(kind, "-int8"), "-decode")
+			w, wbytes := wbWeights(b, base, n, k)
 			a := wbRandA(1, k)
 			c := make([]float32, n)
 			b.ReportAllocs()
