@@ -97,6 +97,10 @@ func MatMulT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accum
 	gemmCheckDims(m, n, k)
 	gemmCheckMat("A", a, m, k, lda)
 	gemmCheckMat("C", c, m, n, ldc)
+	if m > skinnyM && amxUsable(b) {
+		amxMatMulT(c, ldc, a, lda, m, b, accumulate, threads) // gemm_amx.go
+		return
+	}
 	if bm, ok := b.(*BF16Matrix); ok && m > skinnyM && bf16DotUsable() {
 		bf16MatMulT(c, ldc, a, lda, m, bm, accumulate, threads) // bf16dot.go
 		return
