@@ -140,6 +140,16 @@ func TestGGMLGoldens(t *testing.T) {
 					t.Fatal(err)
 				}
 				ggmlCheckDequantRef(t, info.Name, info.DType, deq, want)
+
+				// The per-type row decoder the kernels and the llama
+				// loader resolve once gives the same bits.
+				decode, ok := GGMLBlockDecoder(info.DType)
+				if !ok {
+					t.Fatalf("%s: GGMLBlockDecoder has no decoder for %v", info.Name, info.DType)
+				}
+				viaDecoder := make([]float32, len(x))
+				decode(viaDecoder, want)
+				ggmlCheckDequantRef(t, info.Name+" (GGMLBlockDecoder)", info.DType, viaDecoder, want)
 			}
 			for d, n := range g.want {
 				if got[d] != n {
