@@ -1,7 +1,6 @@
 package llama
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -11,85 +10,11 @@ import (
 	"testing"
 
 	"github.com/qtool-dev/qtool/formats"
-	"github.com/qtool-dev/qtool/formats/detect"
 	"github.com/qtool-dev/qtool/formats/safetensors"
+	"github.com/qtool-dev/qtool/internal/bnbtest"
 	"github.com/qtool-dev/qtool/kernels"
 	"github.com/qtool-dev/qtool/quantize"
 )
-
-// writeHF writes a planned output as a Hugging Face folder next to the
-// source folder's other files (config.json rewritten by the plan), as
-// `qtool quantize`/`qtool dequantize` do.
-func writeHF(t testing.TB, src formats.Source, out *quantize.Output, dir string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	meta := map[string]string{}
-	for _, kv := range out.Meta.KVs() {
-		if s, ok := kv.Value.V.(string); ok {
-			meta[kv.Key] = s
-		}
-	}
-	if _, err := safetensors.WriteFolder(context.Background(), dir, meta, out.Tensors, safetensors.FolderOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	fo := src.(*safetensors.Folder)
-	for _, name := range fo.Companions() {
-		b, err := os.ReadFile(filepath.Join(fo.Dir(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if name == safetensors.ConfigFile {
-			if b, err = out.RewriteConfig(b); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// quantFolder quantizes stories260K-hf with cfg into a new folder, and
-// lets edit change its files.
-func quantFolder(t testing.TB, cfg quantize.Config, edit func(t testing.TB, dir string)) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "quant")
-	src, _, err := detect.Open(storiesHF, detect.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	out, err := quantize.Plan(src, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeHF(t, src, out, dir)
-	if edit != nil {
-		edit(t, dir)
-	}
-	return dir
-}
-
-// bnbFolders is quantFolder plus the quantized folder dequantized to f32
-// by quantize.Dequant.
-func bnbFolders(t testing.TB, cfg quantize.Config, edit func(t testing.TB, dir string)) (quant, deq string) {
-	t.Helper()
-	quant = quantFolder(t, cfg, edit)
-	deq = filepath.Join(t.TempDir(), "f32")
-	q, _, err := detect.Open(quant, detect.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	back, err := quantize.Dequant(q, quantize.DequantConfig{DType: formats.F32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeHF(t, q, back, deq)
-	return quant, deq
-}
 
 // patchTensor rewrites the bytes of one tensor of dir/model.safetensors.
 func patchTensor(t testing.TB, dir, name string, edit func([]byte)) {
@@ -169,7 +94,7 @@ func TestBNBFolders(t *testing.T) {
 		{"nf4, quant_map of its own", quantize.Config{Type: quantize.TypeNF4}, scaleQuantMaps, &bnbTileMatrix{}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			qpath, dpath := bnbFolders(t, c.cfg, c.edit)
+			qpath, dpath := bnbtest.Folders(t, storiesHF, c.cfg, c.edit)
 			q, d := openModel(t, qpath, Options{}), openModel(t, dpath, Options{})
 			for _, name := range []string{"blk.0.attn_q.weight", "blk.4.ffn_down.weight"} {
 				g, ok := q.W.BNB(name)
@@ -236,7 +161,7 @@ func typeName(v any) string {
 // with the absmax) is ErrFormat.
 func TestBNBFolderRefused(t *testing.T) {
 	const wf = "model.layers.1.mlp.up_proj.weight_format"
-	tiled := quantFolder(t, quantize.Config{Type: quantize.TypeInt8}, func(t testing.TB, dir string) {
+	tiled := bnbtest.Quantize(t, storiesHF, quantize.Config{Type: quantize.TypeInt8}, func(t testing.TB, dir string) {
 		patchTensor(t, dir, wf, func(b []byte) { b[0] = 1 })
 	})
 	_, err := Open(tiled, Options{})
@@ -244,7 +169,7 @@ func TestBNBFolderRefused(t *testing.T) {
 		t.Errorf("weight_format col32: %v, want ErrUnsupported", err)
 	}
 	const st = "model.layers.3.self_attn.k_proj.weight.quant_state.bitsandbytes__nf4"
-	bad := quantFolder(t, quantize.Config{Type: quantize.TypeNF4}, func(t testing.TB, dir string) {
+	bad := bnbtest.Quantize(t, storiesHF, quantize.Config{Type: quantize.TypeNF4}, func(t testing.TB, dir string) {
 		patchTensor(t, dir, st, func(b []byte) {
 			i := strings.Index(string(b), `"blocksize": 64`)
 			copy(b[i:], `"blocksize": 32`)

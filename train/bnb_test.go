@@ -3,79 +3,15 @@ package train
 import (
 	"context"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/qtool-dev/qtool/formats"
-	"github.com/qtool-dev/qtool/formats/detect"
 	"github.com/qtool-dev/qtool/formats/safetensors"
+	"github.com/qtool-dev/qtool/internal/bnbtest"
 	"github.com/qtool-dev/qtool/quantize"
 )
 
 const storiesHF = "../fixtures/stories260K-hf"
-
-// writeFolder writes a planned output as a Hugging Face folder with the
-// source folder's other files (config.json rewritten by the plan).
-func writeFolder(t *testing.T, src formats.Source, out *quantize.Output, dir string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	meta := map[string]string{}
-	for _, kv := range out.Meta.KVs() {
-		if s, ok := kv.Value.V.(string); ok {
-			meta[kv.Key] = s
-		}
-	}
-	if _, err := safetensors.WriteFolder(context.Background(), dir, meta, out.Tensors, safetensors.FolderOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	fo := src.(*safetensors.Folder)
-	for _, name := range fo.Companions() {
-		b, err := os.ReadFile(filepath.Join(fo.Dir(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if name == safetensors.ConfigFile {
-			if b, err = out.RewriteConfig(b); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// bnbFolders quantizes stories260K-hf with cfg (quantize.Plan) and
-// dequantizes the result to f32 (quantize.Dequant).
-func bnbFolders(t *testing.T, cfg quantize.Config) (quant, deq string) {
-	t.Helper()
-	dir := t.TempDir()
-	quant, deq = filepath.Join(dir, "quant"), filepath.Join(dir, "f32")
-	src, _, err := detect.Open(storiesHF, detect.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	out, err := quantize.Plan(src, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFolder(t, src, out, quant)
-	q, _, err := detect.Open(quant, detect.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	back, err := quantize.Dequant(q, quantize.DequantConfig{DType: formats.F32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFolder(t, q, back, deq)
-	return quant, deq
-}
 
 // TestBNBFolderTrainStep trains one step on stories260K stored as NF4
 // with double quantization (the frozen projections read through the
@@ -88,7 +24,7 @@ func bnbFolders(t *testing.T, cfg quantize.Config) (quant, deq string) {
 // counts the NF4 folder's parameters as the f32 model's and its mapped
 // bytes as the bytes of all its tensors.
 func TestBNBFolderTrainStep(t *testing.T) {
-	nf4, f32 := bnbFolders(t, quantize.Config{Type: quantize.TypeNF4, DoubleQuant: true})
+	nf4, f32 := bnbtest.Folders(t, storiesHF, quantize.Config{Type: quantize.TypeNF4, DoubleQuant: true}, nil)
 	type result struct {
 		loss   float64
 		params []float32 // A and B of every pair after the step
