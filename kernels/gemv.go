@@ -192,21 +192,31 @@ func (j *gemvJob) group() *sync.WaitGroup { return &j.wg }
 
 // work takes items until none are left.
 func (j *gemvJob) work() {
-	if j.q != nil || j.fd != nil {
+	if j.q != nil {
 		for {
 			it := int(j.next.Add(1) - 1)
 			if it >= j.items {
 				return
 			}
 			r0 := it * j.rows
-			if j.q != nil {
-				j.rangeRowsQ(r0, min(j.n, r0+j.rows))
-			} else {
-				j.rangeRowsFused(r0, min(j.n, r0+j.rows))
-			}
+			j.rangeRowsQ(r0, min(j.n, r0+j.rows))
 		}
 	}
 	bp := gemvPool.Get().(*[gemvRB * gemvKC]float32)
+	if j.fd != nil {
+		// The pooled buffer holds the kernels' outputs: an array on the
+		// stack would escape through the interface call.
+		for {
+			it := int(j.next.Add(1) - 1)
+			if it >= j.items {
+				break
+			}
+			r0 := it * j.rows
+			j.rangeRowsFused(bp[:qChunk], r0, min(j.n, r0+j.rows))
+		}
+		gemvPool.Put(bp)
+		return
+	}
 	for {
 		it := int(j.next.Add(1) - 1)
 		if it >= j.items {
@@ -253,9 +263,8 @@ func (j *gemvJob) rangeRows(buf []float32, r0, r1 int) {
 
 // rangeRowsFused computes the columns [r0, r1) of C with j.fd's fused
 // kernels, qChunk rows of B per call with one row of A, else gemvRB rows
-// (kept in L1) against every row of A.
-func (j *gemvJob) rangeRowsFused(r0, r1 int) {
-	var out [qChunk]float32
+// (kept in L1) against every row of A; out holds qChunk outputs.
+func (j *gemvJob) rangeRowsFused(out []float32, r0, r1 int) {
 	step := gemvRB
 	if j.m == 1 {
 		step = qChunk

@@ -32,23 +32,28 @@ func halfDotRows(out []float32, w []byte, ldw int, a []float32, bf bool, lvl fea
 		return
 	}
 	_ = w[(n-1)*ldw+2*k-1]
-	kern := f16DotAVX512
-	if bf {
-		kern = bf16DotAVX512
-	}
 	// Groups of four rows, then the last rows one at a time (the four rows
-	// of the group are that row).
+	// of the group are that row). The kernels are called directly: through
+	// a func value o would escape to the heap.
 	var o [4]float32
 	for r := 0; r < n; {
-		if ng := (n - r) / 4; ng > 0 {
-			kern(&out[r], &w[r*ldw], ldw, ng, &a[0], k32)
-			r += 4 * ng
-			continue
+		p, ld, ng, dst := &w[r*ldw], ldw, (n-r)/4, &out[r]
+		tail := ng == 0
+		if tail {
+			o = [4]float32{}
+			ld, ng, dst = 0, 1, &o[0]
 		}
-		o = [4]float32{}
-		kern(&o[0], &w[r*ldw], 0, 1, &a[0], k32)
-		out[r] += o[0]
-		r++
+		if bf {
+			bf16DotAVX512(dst, p, ld, ng, &a[0], k32)
+		} else {
+			f16DotAVX512(dst, p, ld, ng, &a[0], k32)
+		}
+		if tail {
+			out[r] += o[0]
+			r++
+		} else {
+			r += 4 * ng
+		}
 	}
 	if k32 < k {
 		halfDotRowsGeneric(out, w, ldw, a, k32, bf)

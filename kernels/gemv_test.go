@@ -111,7 +111,8 @@ func gemvKindsShapes(kind string) [][2]int {
 	if ggmlKind(kind) {
 		return [][2]int{{1, 32}, {5, 96}, {67, 1056}}
 	}
-	return [][2]int{{1, 1}, {5, 33}, {7, 100}, {67, 1100}}
+	// 128 and 2112: whole 64-blocks per row (the 4-bit fused kernels).
+	return [][2]int{{1, 1}, {5, 33}, {7, 100}, {9, 128}, {67, 1100}, {13, 2112}}
 }
 
 // TestGemvWeights holds every weight type to the float32 path's bound (Q8_0
