@@ -139,7 +139,7 @@ func MatVecT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accum
 	if j.q, j.q8 = q, q8; q != nil && !q8 && int8DotOn.Load() {
 		buf := q8Pool.Get().(*q8Buf)
 		defer q8Pool.Put(buf)
-		j.acts = buf.quantize(a, lda, m, j.k, q4CorrOffset(j.lvl))
+		j.acts = buf.quantize(a, lda, m, j.k, q4CorrOffset(j.lvl), q4PairLayout(j.lvl))
 	}
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)

@@ -62,29 +62,73 @@ type q8Act struct {
 	qa   []int8    // K codes, |qa| ≤ 127
 	da   []float32 // K/32 block scales
 	corr []int32   // K/4: −off·(sum of each 4 consecutive codes), see q4CorrOffset
+
+	// The same codes laid out for the AVX512-VNNI Q4_0 kernel that takes
+	// two blocks per step (q4PairLayout; empty otherwise): per pair p of
+	// blocks b = 2p and b+1, the 64 bytes
+	//
+	//	pqa[64p:] = qa_b[0:16] ‖ qa_b+1[0:16] ‖ qa_b[16:32] ‖ qa_b+1[16:32]
+	//
+	// (the order in which the kernel lays out a pair's nibbles), the lane
+	// corrections pcorr[16p+l] = −off·Σ pqa[64p+4l : 64p+4l+4], and each
+	// lane's scale dap[16p:] = da_b ×4 ‖ da_b+1 ×4 ‖ da_b ×4 ‖ da_b+1 ×4.
+	// A last, odd block keeps only the plain layout.
+	pqa   []int8
+	pcorr []int32
+	dap   []float32
+}
+
+// layPairs fills a's pair layout from its plain codes into the given
+// buffers (K, K/4 and K/4 long for K codes).
+func (a *q8Act) layPairs(pqa []int8, pcorr []int32, dap []float32, off int32) {
+	np := len(a.da) / 2
+	a.pqa, a.pcorr, a.dap = pqa[:64*np], pcorr[:16*np], dap[:16*np]
+	for p := range np {
+		q := a.pqa[64*p : 64*p+64]
+		b0, b1 := a.qa[64*p:64*p+32], a.qa[64*p+32:64*p+64]
+		copy(q[0:16], b0[0:16])
+		copy(q[16:32], b1[0:16])
+		copy(q[32:48], b0[16:32])
+		copy(q[48:64], b1[16:32])
+		for l := range 16 {
+			a.pcorr[16*p+l] = -off * (int32(q[4*l]) + int32(q[4*l+1]) + int32(q[4*l+2]) + int32(q[4*l+3]))
+			a.dap[16*p+l] = a.da[2*p+(l/4)%2]
+		}
+	}
 }
 
 // q8Buf holds the quantized rows of one MatVecT call.
 type q8Buf struct {
-	qa   []int8
-	da   []float32
-	corr []int32
-	acts []q8Act
+	qa    []int8
+	da    []float32
+	corr  []int32
+	pqa   []int8
+	pcorr []int32
+	dap   []float32
+	acts  []q8Act
 }
 
 var q8Pool = sync.Pool{New: func() any { return new(q8Buf) }}
 
 // quantize fills b with the m rows of a (stride lda, K columns, K a
-// multiple of 32) and returns them.
-func (b *q8Buf) quantize(a []float32, lda, m, k int, off int32) []q8Act {
+// multiple of 32) and returns them, with their pair layout when pairs.
+func (b *q8Buf) quantize(a []float32, lda, m, k int, off int32, pairs bool) []q8Act {
 	nb := k / ggmlQK
 	b.qa = growSlice(b.qa, m*k)
 	b.da = growSlice(b.da, m*nb)
 	b.corr = growSlice(b.corr, m*k/4)
 	b.acts = growSlice(b.acts, m)
+	if pairs {
+		b.pqa = growSlice(b.pqa, m*k)
+		b.pcorr = growSlice(b.pcorr, m*k/4)
+		b.dap = growSlice(b.dap, m*k/4)
+	}
 	for i := range m {
 		act := q8Act{qa: b.qa[i*k : (i+1)*k], da: b.da[i*nb : (i+1)*nb], corr: b.corr[i*k/4 : (i+1)*k/4]}
 		quantizeRowQ8(&act, a[i*lda:i*lda+k], off)
+		if pairs {
+			act.layPairs(b.pqa[i*k:(i+1)*k], b.pcorr[i*k/4:(i+1)*k/4], b.dap[i*k/4:(i+1)*k/4], off)
+		}
 		b.acts[i] = act
 	}
 	return b.acts[:m]

@@ -42,6 +42,19 @@ func q4_0DotVNNI(out *float32, w *byte, ldw, ng int, qa *byte, da *float32, corr
 //go:noescape
 func q4_0DotAVX2(out *float32, w *byte, ldw, ng int, qa *byte, da *float32, corr *int32, nb int)
 
+// q4_0DotVNNIPairs is q4_0DotVNNI two blocks per step, over nb pairs of
+// blocks, against the pair layout of the activation row (qa, da, corr are
+// q8Act's pqa, dap, pcorr): the two blocks' nibbles fill one zmm, whose 16
+// int32 lanes (VPDPBUSD) are scaled by da times the fp16 weight scale of
+// their block.
+//
+//go:noescape
+func q4_0DotVNNIPairs(out *float32, w *byte, ldw, ng int, qa *byte, da *float32, corr *int32, nb int)
+
+// q4PairLayout reports whether q4DotRows at level lvl wants the pair
+// layout of the activations (q8Act.layPairs).
+func q4PairLayout(lvl feature) bool { return lvl == featAVX512 && hasAVX512VNNI }
+
 // qDotRows computes out[r] += w_r·a for the rows w_r = w[r·ldw:] of
 // nb = len(a)/32 blocks (Q8_0 when q8, else Q4_0), r < len(out), at level
 // lvl (qDotRowsGeneric is the reference).
@@ -105,6 +118,19 @@ func q4DotRows(out []float32, w []byte, ldw int, a *q8Act, lvl feature) {
 	_ = a.corr[8*nb-1]
 	qa, da, corr := (*byte)(unsafe.Pointer(&a.qa[0])), &a.da[0], &a.corr[0]
 	vnni := lvl == featAVX512 && hasAVX512VNNI
+	// With the pair layout, the pairs of blocks and then a last odd block
+	// (its plain codes, at block nb−1).
+	np := len(a.dap) / 16
+	pairs := vnni && np > 0
+	var pqa *byte
+	var dap *float32
+	var pcorr *int32
+	if pairs {
+		_ = a.pqa[64*np-1]
+		_ = a.pcorr[16*np-1]
+		pqa, dap, pcorr = (*byte)(unsafe.Pointer(&a.pqa[0])), &a.dap[0], &a.pcorr[0]
+	}
+	last := nb - 1
 	var o [4]float32
 	for r := 0; r < n; {
 		p, ld, ng, dst := &w[r*ldw], ldw, (n-r)/4, out[r:]
@@ -113,9 +139,16 @@ func q4DotRows(out []float32, w []byte, ldw int, a *q8Act, lvl feature) {
 			ld, ng, dst = 0, 1, o[:]
 			o = [4]float32{}
 		}
-		if vnni {
+		switch {
+		case pairs:
+			q4_0DotVNNIPairs(&dst[0], p, ld, ng, pqa, dap, pcorr, np)
+			if nb%2 == 1 {
+				q4_0DotVNNI(&dst[0], &w[r*ldw+last*q4_0Bytes], ld, ng,
+					(*byte)(unsafe.Pointer(&a.qa[last*ggmlQK])), &a.da[last], &a.corr[8*last], 1)
+			}
+		case vnni:
 			q4_0DotVNNI(&dst[0], p, ld, ng, qa, da, corr, nb)
-		} else {
+		default:
 			q4_0DotAVX2(&dst[0], p, ld, ng, qa, da, corr, nb)
 		}
 		if tail {

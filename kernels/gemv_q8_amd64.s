@@ -291,6 +291,54 @@ q4v_loop:
 	NEXTGROUP(q4v_group)
 	RET
 
+// Q4PAIR(w, acc): two blocks (w and w+18) per step. Their 16 code bytes
+// each, X_b ‖ X_b+1, and the same shifted right by 4, fill Z4 as
+// X_b ‖ X_b+1 ‖ X_b>>4 ‖ X_b+1>>4, masked to nibbles: the int32 lanes
+// 0–3 and 8–11 sum block b's products, 4–7 and 12–15 block b+1's (the
+// activations' pair layout matches). The lanes are scaled by Z14 (the
+// activation scales, per lane) times the weight scales d_b ×4 ‖ d_b+1 ×4
+// ‖ d_b ×4 ‖ d_b+1 ×4, blended from two broadcasts.
+#define Q4PAIR(w, acc) \
+	VMOVDQU      2(w), X4            \
+	VINSERTI128  $1, 20(w), Y4, Y4   \
+	VPSRLW       $4, Y4, Y5          \
+	VINSERTI64X4 $1, Y5, Z4, Z4      \
+	VPANDD       Z15, Z4, Z4         \
+	VMOVDQU32    (DI)(BX*1), Z5      \
+	VPDPBUSD     (R12)(BX*1), Z4, Z5 \
+	VCVTDQ2PS    Z5, Z5              \
+	VPBROADCASTW (w), Y6             \
+	VPBROADCASTW 18(w), Y7           \
+	VPBLENDD     $0xCC, Y7, Y6, Y6   \
+	VCVTPH2PS    Y6, Z6              \
+	VMULPS       Z14, Z6, Z6         \
+	VFMADD231PS  Z6, Z5, acc
+
+// func q4_0DotVNNIPairs(out *float32, w *byte, ldw, ng int, qa *byte, da *float32, corr *int32, nb int)
+TEXT ·q4_0DotVNNIPairs(SB), NOSPLIT, $0-64
+	VPBROADCASTD q8const<>+0(SB), Z15
+	GROUPSTART
+
+q4p_group:
+	LOADGROUP
+
+q4p_loop:
+	VMOVUPS (DX)(BX*1), Z14
+	PREFETCH4
+	Q4PAIR(R8, Z0)
+	Q4PAIR(R9, Z1)
+	Q4PAIR(R10, Z2)
+	Q4PAIR(R11, Z3)
+	ADDQ $36, R8
+	ADDQ $36, R9
+	ADDQ $36, R10
+	ADDQ $36, R11
+	ADDQ $64, BX
+	DECQ CX
+	JNZ  q4p_loop
+	F32GROUPEND(q4p_group)
+	RET
+
 // func q4_0DotAVX2(out *float32, w *byte, ldw, ng int, qa *byte, da *float32, corr *int32, nb int)
 TEXT ·q4_0DotAVX2(SB), NOSPLIT, $0-64
 	VPBROADCASTD q8const<>+0(SB), Y15

@@ -80,7 +80,10 @@ func qExact(w []byte, q8 bool, a []float32, act *q8Act, quant bool) (exact, mag 
 func TestQDotRowsLevels(t *testing.T) {
 	r := gemmRand(t)
 	forLevels(t, func(t *testing.T) {
-		for _, mode := range []struct{ q8, int8 bool }{{true, false}, {false, false}, {false, true}} {
+		for _, mode := range []struct{ q8, int8, pairs bool }{{true, false, false}, {false, false, false}, {false, true, false}, {false, true, true}} {
+			if mode.pairs && !q4PairLayout(level()) {
+				continue
+			}
 			bb := q4_0Bytes
 			if mode.q8 {
 				bb = q8_0Bytes
@@ -95,6 +98,9 @@ func TestQDotRowsLevels(t *testing.T) {
 					}
 					a := q8Act{qa: make([]int8, nb*ggmlQK), da: make([]float32, nb), corr: make([]int32, nb*8)}
 					quantizeRowQ8(&a, x, q4CorrOffset(level()))
+					if mode.pairs {
+						a.layPairs(make([]int8, nb*ggmlQK), make([]int32, nb*8), make([]float32, nb*16), q4CorrOffset(level()))
+					}
 					out := make([]float32, n+2)
 					for i := range out {
 						out[i] = float32(i + 1)

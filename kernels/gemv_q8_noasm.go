@@ -13,3 +13,5 @@ func q4DotRows(out []float32, w []byte, ldw int, a *q8Act, _ feature) {
 func q4CorrOffset(feature) int32 { return 0 }
 
 func prefetch([]byte) {}
+
+func q4PairLayout(feature) bool { return false }
