@@ -136,10 +136,14 @@ func MatVecT(c []float32, ldc int, a []float32, lda int, m int, b BMatrix, accum
 		return true
 	}
 	j.lvl = lvl
-	if j.q, j.q8 = q, q8; q != nil && !q8 && int8DotOn.Load() {
+	if j.q, j.q8 = q, q8; q != nil && int8DotOn.Load() && (!q8 || q8Int8Level(j.lvl)) {
 		buf := q8Pool.Get().(*q8Buf)
 		defer q8Pool.Put(buf)
-		j.acts = buf.quantize(a, lda, m, j.k, q4CorrOffset(j.lvl), q4PairLayout(j.lvl))
+		if q8 {
+			j.acts = buf.quantize(a, lda, m, j.k, q8CorrOffset, false)
+		} else {
+			j.acts = buf.quantize(a, lda, m, j.k, q4CorrOffset(j.lvl), q4PairLayout(j.lvl))
+		}
 	}
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
@@ -173,7 +177,7 @@ type gemvJob struct {
 	f32ld   int
 	q       *ggmlMatrix // B on the fused Q8_0/Q4_0 path (gemv_q8.go), with
 	q8      bool        // its type (Q8_0, else Q4_0)
-	acts    []q8Act     // and A quantized (Q4_0 on the int8 path), or nil
+	acts    []q8Act     // and A quantized (on the int8 paths), or nil
 	fd      fusedDotter // B on a fused path of its own, or nil
 	c       []float32
 	ldc     int

@@ -24,10 +24,11 @@ import (
 // VPMADDUBSW/VPMADDWD on AVX2; q4DotRowsGeneric), and both types in the
 // prompt-sized ones (m > 16) on AVX512-VNNI, through the int8 GEMM
 // (gemm_int8.go), which multiplies 64 code pairs per instruction against
-// the float32 FMA's 16 — about twice the prompt rate. Q8_0's skinny
-// products are bound by memory either way, so they keep float32
-// activations, as do the products in between (3 to 16 rows). The rounding of A adds |qa·da − a| ≤ da/2 per
-// element, so
+// the float32 FMA's 16 — about twice the prompt rate. Q8_0 takes it in the
+// fused skinny products on AVX512-VNNI only (two blocks per VPDPBUSD, the
+// codes offset by 128; q8DotRowsInt8Generic), and keeps float32
+// activations elsewhere, as do the products in between (3 to 16 rows).
+// The rounding of A adds |qa·da − a| ≤ da/2 per element, so
 //
 //	|C − A·Bᵀ| ≤ Σ_k |B[n,k]|·da(i, k/32)/2 + (float32 summation error)
 //
@@ -44,8 +45,8 @@ var int8DotOn atomic.Bool
 
 // SetInt8Dot enables or disables the int8 activations of MatMulT and
 // MatVecT for *Q4_0Matrix weights (one or two rows of A, and more than 16
-// on AVX512-VNNI) and *Q8_0Matrix weights (more than 16 rows of A, on
-// AVX512-VNNI), and returns a function that restores the previous setting. Off (the default), both take float32
+// on AVX512-VNNI) and *Q8_0Matrix weights (one or two rows of A and more
+// than 16, on AVX512-VNNI), and returns a function that restores the previous setting. Off (the default), both take float32
 // activations. It is a process-wide switch for programs that only run
 // inference, not training (and for tests and benchmarks): calls running
 // concurrently with it may use either path.
@@ -243,6 +244,36 @@ func q4DotRowsGeneric(out []float32, w []byte, ldw int, a *q8Act) {
 	}
 }
 
+// q8DotRowsInt8Generic is the reference of the Q8_0 int8 kernels: for
+// the rows w_r = w[r·ldw:], r < len(out), of len(a.da) blocks, against the
+// quantized activation row a,
+//
+//	out[r] += Σ_b float32(Σ_j code(r, b, j)·qa[32b+j]) · (d(r, b)·da[b])
+//
+// the integer sums exact, the float32 sum in block order. corr is unused.
+func q8DotRowsInt8Generic(out []float32, w []byte, ldw int, a *q8Act) {
+	for r := range out {
+		row := w[r*ldw:]
+		var acc float32
+		for b := range a.da {
+			acc += q8BlockInt8(row[q8_0Bytes*b:], a, b)
+		}
+		out[r] += acc
+	}
+}
+
+// q8BlockInt8 is block b of a Q8_0 row (blk) against block b of a:
+// float32(Σ_j code_j·qa_j)·(d·da).
+func q8BlockInt8(blk []byte, a *q8Act, b int) float32 {
+	qa := (*[ggmlQK]int8)(a.qa[ggmlQK*b:])
+	codes := (*[q8_0Bytes]byte)(blk)
+	var s int32
+	for j := range ggmlQK {
+		s += int32(int8(codes[2+j])) * int32(qa[j])
+	}
+	return float32(s) * (ggmlScale(codes[:]) * a.da[b])
+}
+
 // rangeRowsQ computes the columns [r0, r1) of C on the fused Q8_0/Q4_0
 // path. With one row of A the kernels stream qChunk rows of B per call;
 // with more, gemvRB rows of B at a time (kept in L1) meet every row of A.
@@ -259,9 +290,12 @@ func (j *gemvJob) rangeRowsQ(r0, r1 int) {
 		for i := range j.m {
 			o := out[:nr]
 			clear(o)
-			if j.acts != nil {
+			switch {
+			case j.acts != nil && j.q8:
+				q8DotRowsInt8(o, w, g.rowBytes, &j.acts[i], j.lvl)
+			case j.acts != nil:
 				q4DotRows(o, w, g.rowBytes, &j.acts[i], j.lvl)
-			} else {
+			default:
 				qDotRows(o, w, g.rowBytes, j.a[i*j.lda:i*j.lda+j.k], j.q8, j.lvl)
 			}
 			cr := j.c[i*j.ldc+r : i*j.ldc+r+nr]

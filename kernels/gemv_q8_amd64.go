@@ -51,6 +51,68 @@ func q4_0DotAVX2(out *float32, w *byte, ldw, ng int, qa *byte, da *float32, corr
 //go:noescape
 func q4_0DotVNNIPairs(out *float32, w *byte, ldw, ng int, qa *byte, da *float32, corr *int32, nb int)
 
+// q8_0DotVNNIPairs multiplies Q8_0 rows (34-byte blocks) with an
+// activation row quantized by quantizeRowQ8 with offset q8CorrOffset, two
+// blocks per step over nb pairs: the 64 codes of blocks b and b+1 (plain
+// layout, as the activations) offset by 128 to unsigned bytes fill one
+// zmm, VPDPBUSD sums code+128 times qa in 16 int32 lanes (8 per block),
+// corr removes 128·Σqa, and each lane is scaled by d·da of its block:
+//
+//	out[4g+r] += Σ_b Σ_lane float32(corr + Σ_{t<4} (code+128)·qa) · (d_b·da[b])
+//
+//go:noescape
+func q8_0DotVNNIPairs(out *float32, w *byte, ldw, ng int, qa *byte, da *float32, corr *int32, nb int)
+
+// q8CorrOffset is the offset the Q8_0 int8 kernels add to a code.
+const q8CorrOffset = 128
+
+// q8Int8Level reports whether MatVecT's skinny Q8_0 products take int8
+// activations at level lvl (when SetInt8Dot is on).
+func q8Int8Level(lvl feature) bool { return lvl == featAVX512 && hasAVX512VNNI }
+
+// q8DotRowsInt8 computes out[r] += w_r·x for the Q8_0 rows w_r = w[r·ldw:]
+// of nb = len(a.da) blocks, r < len(out), against x quantized in a with
+// offset q8CorrOffset, at a level where q8Int8Level holds
+// (q8DotRowsInt8Generic is the reference): pairs of blocks in the kernel,
+// a last odd block in Go.
+func q8DotRowsInt8(out []float32, w []byte, ldw int, a *q8Act, lvl feature) {
+	nb, n := len(a.da), len(out)
+	if nb == 0 || n == 0 {
+		return
+	}
+	if !q8Int8Level(lvl) {
+		q8DotRowsInt8Generic(out, w, ldw, a)
+		return
+	}
+	_ = w[(n-1)*ldw+nb*q8_0Bytes-1]
+	_ = a.qa[ggmlQK*nb-1]
+	_ = a.corr[8*nb-1]
+	if np := nb / 2; np > 0 {
+		qa, da, corr := (*byte)(unsafe.Pointer(&a.qa[0])), &a.da[0], &a.corr[0]
+		var o [4]float32
+		for r := 0; r < n; {
+			p, ld, ng, dst := &w[r*ldw], ldw, (n-r)/4, &out[r]
+			tail := ng == 0
+			if tail {
+				o = [4]float32{}
+				ld, ng, dst = 0, 1, &o[0]
+			}
+			q8_0DotVNNIPairs(dst, p, ld, ng, qa, da, corr, np)
+			if tail {
+				out[r] += o[0]
+				r++
+			} else {
+				r += 4 * ng
+			}
+		}
+	}
+	if nb%2 == 1 {
+		for r := range out {
+			out[r] += q8BlockInt8(w[r*ldw+(nb-1)*q8_0Bytes:], a, nb-1)
+		}
+	}
+}
+
 // q4PairLayout reports whether q4DotRows at level lvl wants the pair
 // layout of the activations (q8Act.layPairs).
 func q4PairLayout(lvl feature) bool { return lvl == featAVX512 && hasAVX512VNNI }

@@ -339,6 +339,53 @@ q4p_loop:
 	F32GROUPEND(q4p_group)
 	RET
 
+// Q8PAIR(w, acc): blocks w and w+34, their 32 codes each filling Z4 in
+// order, made unsigned (XOR 0x80 = code+128); lanes 0–7 sum block b's
+// products, 8–15 block b+1's, scaled by Z14 (da_b ×8 ‖ da_b+1 ×8) times
+// d_b ×8 ‖ d_b+1 ×8.
+#define Q8PAIR(w, acc) \
+	VMOVDQU      2(w), Y4            \
+	VINSERTI64X4 $1, 36(w), Z4, Z4   \
+	VPXORD       Z15, Z4, Z4         \
+	VMOVDQU32    (DI)(BX*1), Z5      \
+	VPDPBUSD     (R12)(BX*1), Z4, Z5 \
+	VCVTDQ2PS    Z5, Z5              \
+	VPBROADCASTW (w), Y6             \
+	VPBROADCASTW 34(w), Y7           \
+	VPBLENDD     $0xF0, Y7, Y6, Y6   \
+	VCVTPH2PS    Y6, Z6              \
+	VMULPS       Z14, Z6, Z6         \
+	VFMADD231PS  Z6, Z5, acc
+
+// func q8_0DotVNNIPairs(out *float32, w *byte, ldw, ng int, qa *byte, da *float32, corr *int32, nb int)
+TEXT ·q8_0DotVNNIPairs(SB), NOSPLIT, $0-64
+	MOVL         $0x80808080, AX
+	VPBROADCASTD AX, Z15
+	GROUPSTART
+
+q8p_group:
+	LOADGROUP
+
+q8p_loop:
+	VBROADCASTSS  (DX), Y14
+	VBROADCASTSS  4(DX), Y13
+	VINSERTF64X4  $1, Y13, Z14, Z14
+	PREFETCH4
+	Q8PAIR(R8, Z0)
+	Q8PAIR(R9, Z1)
+	Q8PAIR(R10, Z2)
+	Q8PAIR(R11, Z3)
+	ADDQ $68, R8
+	ADDQ $68, R9
+	ADDQ $68, R10
+	ADDQ $68, R11
+	ADDQ $64, BX
+	ADDQ $8, DX
+	DECQ CX
+	JNZ  q8p_loop
+	F32GROUPEND(q8p_group)
+	RET
+
 // func q4_0DotAVX2(out *float32, w *byte, ldw, ng int, qa *byte, da *float32, corr *int32, nb int)
 TEXT ·q4_0DotAVX2(SB), NOSPLIT, $0-64
 	VPBROADCASTD q8const<>+0(SB), Y15

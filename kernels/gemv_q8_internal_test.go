@@ -80,9 +80,13 @@ func qExact(w []byte, q8 bool, a []float32, act *q8Act, quant bool) (exact, mag 
 func TestQDotRowsLevels(t *testing.T) {
 	r := gemmRand(t)
 	forLevels(t, func(t *testing.T) {
-		for _, mode := range []struct{ q8, int8, pairs bool }{{true, false, false}, {false, false, false}, {false, true, false}, {false, true, true}} {
+		for _, mode := range []struct{ q8, int8, pairs bool }{{true, false, false}, {false, false, false}, {false, true, false}, {false, true, true}, {true, true, false}} {
 			if mode.pairs && !q4PairLayout(level()) {
 				continue
+			}
+			off := q4CorrOffset(level())
+			if mode.q8 && mode.int8 {
+				off = q8CorrOffset
 			}
 			bb := q4_0Bytes
 			if mode.q8 {
@@ -97,17 +101,20 @@ func TestQDotRowsLevels(t *testing.T) {
 						x[i] *= float32(math.Ldexp(1, r.IntN(20)-10))
 					}
 					a := q8Act{qa: make([]int8, nb*ggmlQK), da: make([]float32, nb), corr: make([]int32, nb*8)}
-					quantizeRowQ8(&a, x, q4CorrOffset(level()))
+					quantizeRowQ8(&a, x, off)
 					if mode.pairs {
-						a.layPairs(make([]int8, nb*ggmlQK), make([]int32, nb*8), make([]float32, nb*16), q4CorrOffset(level()))
+						a.layPairs(make([]int8, nb*ggmlQK), make([]int32, nb*8), make([]float32, nb*16), off)
 					}
 					out := make([]float32, n+2)
 					for i := range out {
 						out[i] = float32(i + 1)
 					}
-					if mode.int8 {
+					switch {
+					case mode.int8 && mode.q8:
+						q8DotRowsInt8(out[:n], w, ldw, &a, level())
+					case mode.int8:
 						q4DotRows(out[:n], w, ldw, &a, level())
-					} else {
+					default:
 						qDotRows(out[:n], w, ldw, x, mode.q8, level())
 					}
 					for i := range n {

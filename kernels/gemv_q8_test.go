@@ -99,7 +99,7 @@ func TestGemvInt8(t *testing.T) {
 	defer kernels.SetInt8Dot(true)()
 	r := wRand(t)
 	var cases []wCase
-	for _, kind := range []string{"q4_0"} {
+	for _, kind := range []string{"q4_0", "q8_0"} {
 		for _, s := range [][2]int{{1, 32}, {3, 64}, {5, 96}, {67, 1056}, {130, 2080}} {
 			cases = append(cases, newWCase(t, r, kind, s[0], s[1], false))
 		}

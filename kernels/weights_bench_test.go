@@ -119,7 +119,7 @@ func BenchmarkWeightsGemvT(b *testing.B) {
 // SetFusedDot(false) (the decode-then-dot path the fused kernels replace).
 func BenchmarkGemvStream(b *testing.B) {
 	const n, k = 16384, 4096
-	for _, kind := range []string{"f16", "f16-decode", "bf16", "bf16-decode", "q8_0", "q4_0", "q4_0-int8", "q4_k", "q5_k", "q6_k", "nf4", "nf4-decode"} {
+	for _, kind := range []string{"f16", "f16-decode", "bf16", "bf16-decode", "q8_0", "q8_0-int8", "q4_0", "q4_0-int8", "q4_k", "q5_k", "q6_k", "nf4", "nf4-decode"} {
 		b.Run(kind, func(b *testing.B) {
 			defer kernels.SetInt8Dot(strings.HasSuffix(kind, "-int8"))()
 			defer kernels.SetFusedDot(!strings.HasSuffix(kind, "-decode"))()
