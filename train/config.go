@@ -43,6 +43,10 @@ type Config struct {
 	Seed      uint64 // seeds the init of A and the shuffling
 	Threads   int    // kernel threads; ≤ 0 means GOMAXPROCS
 	Quantize  string // "" or "nf4": re-encode the frozen projections (QLoRA)
+	// PlanOnly opens the model for Plan alone (--dry-run): --quantize is
+	// accounted for in the plan but not performed, so a 7B plan takes
+	// milliseconds instead of a minute. Such a trainer must not train.
+	PlanOnly bool
 
 	// SaveEvery calls OnSave after every N-th optimizer step (not after
 	// the last); 0 never does.

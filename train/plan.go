@@ -129,7 +129,10 @@ func (t *Trainer) plan() (Plan, int64) {
 	bufs := 4*T*h + 3*T*ff + 2*T*qd + 2*T*kvd + dp
 	var tileK int64
 	for _, w := range t.frozen() {
-		if f, ok := w.(*kernels.F32Matrix); !ok || len(f.Data) != w.Rows()*w.Cols() {
+		// With --quantize (performed, or only planned: PlanOnly) every
+		// frozen projection is NF4.
+		quantized := cfg.Quantize != "" && w != t.Model.output
+		if f, ok := w.(*kernels.F32Matrix); quantized || !ok || len(f.Data) != w.Rows()*w.Cols() {
 			tileK = max(tileK, int64(w.Cols()))
 		}
 	}

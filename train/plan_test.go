@@ -2,8 +2,10 @@ package train
 
 import (
 	"context"
+	"errors"
 	"math"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -121,5 +123,41 @@ func TestReadMemKeepsPeaks(t *testing.T) {
 	}
 	if got.PeakRSSAnon < cur.PeakRSSAnon-n/4 {
 		t.Errorf("peak anonymous RSS %d, well below the %d measured with the buffer", got.PeakRSSAnon, cur.PeakRSSAnon)
+	}
+}
+
+// TestPlanOnly: a trainer opened with PlanOnly (the CLI's --dry-run) does
+// not quantize, yet its plan equals the one of a trainer that did, for
+// f32 and f16 models with and without --quantize nf4; it refuses to train.
+func TestPlanOnly(t *testing.T) {
+	c, _ := fixtures.Preset("small")
+	c.Layers, c.DType = 2, formats.F16
+	f16 := filepath.Join(t.TempDir(), "small.gguf")
+	if err := fixtures.WriteGGUF(context.Background(), f16, c, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{f16, storiesHF} {
+		for _, q := range []string{"", "nf4"} {
+			cfg := Config{SeqLen: 64, Quantize: q, Threads: 1, Seed: 1}
+			full, err := Open(path, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := full.Plan()
+			full.Close()
+			cfg.PlanOnly = true
+			only, err := Open(path, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := only.Plan()
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s quantize=%q: PlanOnly plan\n%+v\nwant\n%+v", path, q, got, want)
+			}
+			if _, err := only.Run(context.Background(), []Window{{}}, nil); !errors.Is(err, ErrConfig) {
+				t.Errorf("%s: Run on a PlanOnly trainer: %v, want ErrConfig", path, err)
+			}
+			only.Close()
+		}
 	}
 }

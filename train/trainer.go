@@ -41,7 +41,11 @@ func Open(path string, cfg Config) (*Trainer, error) {
 	if cfg.Threads <= 0 {
 		cfg.Threads = runtime.GOMAXPROCS(0)
 	}
-	m, err := openModel(path, cfg.SeqLen, cfg.Threads, cfg.Quantize)
+	quant := cfg.Quantize
+	if cfg.PlanOnly {
+		quant = ""
+	}
+	m, err := openModel(path, cfg.SeqLen, cfg.Threads, quant)
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +170,9 @@ type Summary struct {
 // Run trains on the windows (shuffled each epoch with the seed) and
 // evaluates val every EvalEvery steps and at the end.
 func (t *Trainer) Run(ctx context.Context, trainW, val []Window) (Summary, error) {
+	if t.Cfg.PlanOnly {
+		return Summary{}, fmt.Errorf("train: a trainer opened with PlanOnly cannot train: %w", ErrConfig)
+	}
 	if len(trainW) == 0 {
 		return Summary{}, fmt.Errorf("train: the data holds no window of %d tokens", t.Cfg.SeqLen)
 	}

@@ -300,6 +300,7 @@ func runFinetune(ctx context.Context, opts *FinetuneOptions) error {
 		}
 		cfg.OnEval = func(e train.EvalStats) { opts.IO.infof("step %d  val loss %.4f\n", e.Step, e.ValLoss) }
 	}
+	cfg.PlanOnly = opts.DryRun
 	tr, err := train.Open(opts.Model, cfg)
 	if err != nil {
 		if errors.Is(err, train.ErrConfig) {
