@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/qtool-dev/qtool/formats"
+	"github.com/qtool-dev/qtool/formats/mmap"
 	"github.com/qtool-dev/qtool/kernels"
 	"github.com/qtool-dev/qtool/quantize"
 )
@@ -32,6 +33,20 @@ func (w *Weights) get(name string) (formats.TensorInfo, []byte, error) {
 	}
 	b, err := w.src.Bytes(ti.Name)
 	return ti, b, err
+}
+
+// Release advises that the stored bytes of the tensor under a GGUF name
+// are done with (mmap.Release): a caller that re-encoded a weight (the
+// trainer's --quantize) drops its source pages from the process's
+// resident memory. Reading the tensor again still works.
+func (w *Weights) Release(name string) {
+	ti, ok := w.infos[name]
+	if !ok {
+		return
+	}
+	if b, err := w.src.Bytes(ti.Name); err == nil {
+		mmap.Release(w.src, b, ti.Offset, ti.Size)
+	}
 }
 
 // Vector decodes a 1-D tensor of n elements (norms, biases, rope factors)

@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/qtool-dev/qtool/formats"
 	"github.com/qtool-dev/qtool/formats/mmap"
@@ -347,29 +346,9 @@ func grow(s []float32, n int) []float32 {
 }
 
 // release tells the base that a tensor's mapped bytes are done with, so
-// that its pages stop counting in the process's resident memory: through
-// the source's file mapping (Mapping, as gguf.Reader and safetensors.Reader
-// made by Open have), or a DontNeed(off, n) of the source itself, given
-// the tensor's offset and size. b is the tensor's bytes as the source gave
-// them (nil when read through a Section). Errors are ignored: it is advice.
+// that its pages stop counting in the process's resident memory
+// (mmap.Release). b is the tensor's bytes as the source gave them (nil
+// when read through a Section).
 func (m *merger) release(ti formats.TensorInfo, b []byte) {
-	switch s := m.base.(type) {
-	case interface{ Mapping() *mmap.File }:
-		mm := s.Mapping()
-		if mm == nil || len(b) == 0 {
-			return
-		}
-		whole := mm.Bytes()
-		if len(whole) == 0 {
-			return
-		}
-		start := uintptr(unsafe.Pointer(unsafe.SliceData(whole)))
-		p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-		if p < start || p-start+uintptr(len(b)) > uintptr(len(whole)) {
-			return // not a slice of this mapping
-		}
-		_ = mm.DontNeed(int64(p-start), int64(len(b)))
-	case interface{ DontNeed(off, n int64) error }:
-		_ = s.DontNeed(ti.Offset, ti.Size)
-	}
+	mmap.Release(m.base, b, ti.Offset, ti.Size)
 }

@@ -90,7 +90,12 @@ func newModel(base *llama.Model, maxPos int, quant string) (*Model, error) {
 		if err != nil || q == "" {
 			return w, err
 		}
-		return m.codes.quantizeMatrix(w, q)
+		qw, err := m.codes.quantizeMatrix(w, q)
+		if err == nil {
+			// The source is not read again: drop its pages from RSS.
+			wts.Release(name)
+		}
+		return qw, err
 	}
 	h, qDim, kvDim := c.Hidden, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	if m.embed, err = mat("token_embd.weight", c.Vocab, h, ""); err != nil {

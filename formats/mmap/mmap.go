@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"unsafe"
 )
 
 // ErrFault is returned by ReadAt when the mapping faults: the file shrank
@@ -120,4 +121,43 @@ func (m *File) Close() error {
 	m.unmap = nil
 	m.data = nil
 	return err
+}
+
+// Release advises the kernel that b, bytes a source gave for one of its
+// tensors, are done with, so that their pages stop counting in the
+// process's resident memory: through the source's file mapping (a
+// Mapping() *File method, as gguf.Reader and safetensors.Reader made by
+// Open have; or Mappings() []*File, a sharded folder's) that b lies
+// inside, or else the source's own DontNeed(off, n) with the tensor's
+// offset and size. Nothing happens for other sources or an empty b.
+// Errors are ignored: it is advice, and the bytes read the same
+// afterwards.
+func Release(src any, b []byte, off, n int64) {
+	switch s := src.(type) {
+	case interface{ Mapping() *File }:
+		s.Mapping().releaseSlice(b)
+	case interface{ Mappings() []*File }:
+		for _, mm := range s.Mappings() {
+			if mm.releaseSlice(b) {
+				return
+			}
+		}
+	case interface{ DontNeed(off, n int64) error }:
+		_ = s.DontNeed(off, n)
+	}
+}
+
+// releaseSlice drops the pages of b when b lies inside m's mapping, and
+// reports whether it does.
+func (m *File) releaseSlice(b []byte) bool {
+	if m == nil || len(b) == 0 || len(m.data) == 0 {
+		return false
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(m.data)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if p < start || p-start+uintptr(len(b)) > uintptr(len(m.data)) {
+		return false // not a slice of this mapping
+	}
+	_ = m.DontNeed(int64(p-start), int64(len(b)))
+	return true
 }

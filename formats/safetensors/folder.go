@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/qtool-dev/qtool/formats"
+	"github.com/qtool-dev/qtool/formats/mmap"
 )
 
 // Folder is a validated Hugging Face model folder: one model.safetensors,
@@ -267,6 +268,16 @@ func (f *Folder) Bytes(name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %q: %w", f.dir, name, ErrNotFound)
 	}
 	return f.readers[i].Bytes(name)
+}
+
+// Mappings returns the shards' file mappings (nil entries for shards not
+// mapped), for mmap.Release.
+func (f *Folder) Mappings() []*mmap.File {
+	ms := make([]*mmap.File, len(f.readers))
+	for i, r := range f.readers {
+		ms[i] = r.Mapping()
+	}
+	return ms
 }
 
 // Close unmaps every shard. It is safe to call more than once.
