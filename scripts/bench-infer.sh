@@ -10,7 +10,8 @@
 # writes the fixtures generator's "1b" preset as an f16 GGUF and quantizes it
 # with bin/qtool: Q8_0 and Q4_0 with llama-quantize's default type mix (which
 # stores the tied embedding/output matrix as Q6_K for Q4_0), and Q4_0 --pure
-# ("q4_0-pure": every matrix Q4_0). For NF4 it converts the GGUF to an f16
+# ("q4_0-pure": every matrix Q4_0), and Q4_K_M (llama-quantize's mix of
+# Q4_K with Q6_K for the output and some attn_v/ffn_down). For NF4 it converts the GGUF to an f16
 # Hugging Face folder (qtool convert: the same weights, tokenizer included)
 # and quantizes that with `qtool quantize --type nf4` into a bitsandbytes
 # folder (the f16 folder is deleted after).
@@ -34,7 +35,7 @@
 #
 # Knobs (environment): QTOOL (bin/qtool), BENCH_DIR, THREADS (2),
 # PROMPT_TOKENS (128), GEN_TOKENS (32), REPS (2),
-# TYPES ("f16 q8_0 q4_0 q4_0-pure nf4"), PRESET (1b; "small" makes a quick
+# TYPES ("f16 q8_0 q4_0 q4_0-pure q4_k_m nf4"), PRESET (1b; "small" makes a quick
 # trial of the script itself), QTOOL_BASE (unset; another qtool binary, for
 # example a build of an earlier commit: each type then runs it REPS times
 # right after QTOOL, so that before/after figures share the machine's
@@ -49,7 +50,7 @@ THREADS=${THREADS:-2}
 PROMPT_TOKENS=${PROMPT_TOKENS:-128}
 GEN_TOKENS=${GEN_TOKENS:-32}
 REPS=${REPS:-2}
-TYPES=${TYPES:-f16 q8_0 q4_0 q4_0-pure nf4}
+TYPES=${TYPES:-f16 q8_0 q4_0 q4_0-pure q4_k_m nf4}
 PRESET=${PRESET:-1b}
 NODE_DIR=$ROOT/convert/testdata/node
 
@@ -75,9 +76,9 @@ done
 GGUF_TYPES=""
 for t in $TYPES; do
 	case $t in
-	f16 | q8_0 | q4_0 | q4_0-pure) GGUF_TYPES+=" $t" ;;
+	f16 | q8_0 | q4_0 | q4_0-pure | q4_k_m) GGUF_TYPES+=" $t" ;;
 	nf4) GGUF_TYPES+=" q4_0" ;; # llama.cpp's stand-in for NF4
-	*) die "unknown type '$t' in TYPES (have f16 q8_0 q4_0 q4_0-pure nf4)" ;;
+	*) die "unknown type '$t' in TYPES (have f16 q8_0 q4_0 q4_0-pure q4_k_m nf4)" ;;
 	esac
 done
 mkdir -p "$BENCH_DIR"
