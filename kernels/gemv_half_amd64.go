@@ -14,20 +14,33 @@ func f16DotAVX512(out *float32, w *byte, ldw, ng int, a *float32, k int)
 //go:noescape
 func bf16DotAVX512(out *float32, w *byte, ldw, ng int, a *float32, k int)
 
+// f16DotAVX2 and bf16DotAVX2 are the AVX2 kernels: k a positive multiple
+// of 16.
+//
+//go:noescape
+func f16DotAVX2(out *float32, w *byte, ldw, ng int, a *float32, k int)
+
+//go:noescape
+func bf16DotAVX2(out *float32, w *byte, ldw, ng int, a *float32, k int)
+
 // halfFusedLevel reports whether lvl has fused 16-bit kernels.
-func halfFusedLevel(lvl feature) bool { return lvl == featAVX512 }
+func halfFusedLevel(lvl feature) bool { return lvl >= featAVX2 }
 
 // halfDotRows computes out[r] += w_r·a for the rows w_r = w[r·ldw:] of
 // len(a) 16-bit values (bfloat16 when bf, else binary16), r < len(out), at
 // level lvl (halfDotRowsGeneric is the reference): the kernels take the
-// columns up to the last multiple of 32, the reference the rest.
+// columns up to the last multiple of 32 (AVX2: 16), the reference the rest.
 func halfDotRows(out []float32, w []byte, ldw int, a []float32, bf bool, lvl feature) {
 	n, k := len(out), len(a)
-	k32 := k &^ 31
+	step := 32 // columns per kernel step
+	if lvl == featAVX2 {
+		step = 16
+	}
+	k32 := k / step * step
 	if n == 0 || k == 0 {
 		return
 	}
-	if lvl != featAVX512 || k32 == 0 {
+	if lvl < featAVX2 || k32 == 0 {
 		halfDotRowsGeneric(out, w, ldw, a, 0, bf)
 		return
 	}
@@ -43,10 +56,15 @@ func halfDotRows(out []float32, w []byte, ldw int, a []float32, bf bool, lvl fea
 			o = [4]float32{}
 			ld, ng, dst = 0, 1, &o[0]
 		}
-		if bf {
+		switch {
+		case lvl == featAVX512 && bf:
 			bf16DotAVX512(dst, p, ld, ng, &a[0], k32)
-		} else {
+		case lvl == featAVX512:
 			f16DotAVX512(dst, p, ld, ng, &a[0], k32)
+		case bf:
+			bf16DotAVX2(dst, p, ld, ng, &a[0], k32)
+		default:
+			f16DotAVX2(dst, p, ld, ng, &a[0], k32)
 		}
 		if tail {
 			out[r] += o[0]

@@ -142,3 +142,117 @@ bf16_loop:
 	JNZ     bf16_group
 	VZEROUPPER
 	RET
+
+// The AVX2 kernels: 16 columns (32 bytes per row) per step, eight ymm
+// accumulators (Y0..Y3 and Y4..Y7), a in Y8/Y9, the widened values in
+// Y10/Y11. k is a positive multiple of 16.
+
+#define LOADGROUPY \
+	MOVQ   R13, R8          \
+	LEAQ   (R13)(R14*1), R9 \
+	LEAQ   (R9)(R14*1), R10 \
+	LEAQ   (R10)(R14*1), R11 \
+	MOVQ   a+32(FP), DI     \
+	MOVQ   k+40(FP), CX     \
+	VXORPS Y0, Y0, Y0       \
+	VXORPS Y1, Y1, Y1       \
+	VXORPS Y2, Y2, Y2       \
+	VXORPS Y3, Y3, Y3       \
+	VXORPS Y4, Y4, Y4       \
+	VXORPS Y5, Y5, Y5       \
+	VXORPS Y6, Y6, Y6       \
+	VXORPS Y7, Y7, Y7
+
+// F16ROWY(p, acc0, acc1) and BF16ROWY widen row p's 16 values and add
+// their products with a to the row's accumulators.
+#define F16ROWY(p, acc0, acc1) \
+	VCVTPH2PS   (p), Y10      \
+	VCVTPH2PS   16(p), Y11    \
+	VFMADD231PS Y8, Y10, acc0 \
+	VFMADD231PS Y9, Y11, acc1
+
+#define BF16ROWY(p, acc0, acc1) \
+	VPMOVZXWD   (p), Y10      \
+	VPMOVZXWD   16(p), Y11    \
+	VPSLLD      $16, Y10, Y10 \
+	VPSLLD      $16, Y11, Y11 \
+	VFMADD231PS Y8, Y10, acc0 \
+	VFMADD231PS Y9, Y11, acc1
+
+#define STEPY \
+	PREFETCHT1 (R8)(R15*1)  \
+	PREFETCHT1 (R9)(R15*1)  \
+	PREFETCHT1 (R10)(R15*1) \
+	PREFETCHT1 (R11)(R15*1) \
+	ADDQ       $32, R8      \
+	ADDQ       $32, R9      \
+	ADDQ       $32, R10     \
+	ADDQ       $32, R11     \
+	ADDQ       $64, DI      \
+	SUBQ       $16, CX
+
+// NEXTGROUPY adds the four rows' sums to out[0..3] and moves to the next
+// group.
+#define NEXTGROUPY \
+	VADDPS       Y4, Y0, Y0   \
+	VADDPS       Y5, Y1, Y1   \
+	VADDPS       Y6, Y2, Y2   \
+	VADDPS       Y7, Y3, Y3   \
+	VEXTRACTF128 $1, Y0, X10  \
+	VADDPS       X10, X0, X0  \
+	VEXTRACTF128 $1, Y1, X10  \
+	VADDPS       X10, X1, X1  \
+	VEXTRACTF128 $1, Y2, X10  \
+	VADDPS       X10, X2, X2  \
+	VEXTRACTF128 $1, Y3, X10  \
+	VADDPS       X10, X3, X3  \
+	VHADDPS      X1, X0, X0   \
+	VHADDPS      X3, X2, X2   \
+	VHADDPS      X2, X0, X0   \
+	VADDPS       (SI), X0, X0 \
+	VMOVUPS      X0, (SI)     \
+	ADDQ         $16, SI      \
+	ADDQ         R15, R13     \
+	DECQ         DX
+
+// func f16DotAVX2(out *float32, w *byte, ldw, ng int, a *float32, k int)
+TEXT ·f16DotAVX2(SB), NOSPLIT, $0-48
+	GROUPSTART
+
+f16y_group:
+	LOADGROUPY
+
+f16y_loop:
+	VMOVUPS (DI), Y8
+	VMOVUPS 32(DI), Y9
+	F16ROWY(R8, Y0, Y4)
+	F16ROWY(R9, Y1, Y5)
+	F16ROWY(R10, Y2, Y6)
+	F16ROWY(R11, Y3, Y7)
+	STEPY
+	JNZ     f16y_loop
+	NEXTGROUPY
+	JNZ     f16y_group
+	VZEROUPPER
+	RET
+
+// func bf16DotAVX2(out *float32, w *byte, ldw, ng int, a *float32, k int)
+TEXT ·bf16DotAVX2(SB), NOSPLIT, $0-48
+	GROUPSTART
+
+bf16y_group:
+	LOADGROUPY
+
+bf16y_loop:
+	VMOVUPS (DI), Y8
+	VMOVUPS 32(DI), Y9
+	BF16ROWY(R8, Y0, Y4)
+	BF16ROWY(R9, Y1, Y5)
+	BF16ROWY(R10, Y2, Y6)
+	BF16ROWY(R11, Y3, Y7)
+	STEPY
+	JNZ     bf16y_loop
+	NEXTGROUPY
+	JNZ     bf16y_group
+	VZEROUPPER
+	RET
