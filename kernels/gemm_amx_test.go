@@ -42,7 +42,7 @@ func amxRef(c wCase, a []float32, lda, m int) (ref, mag, magExact []float64) {
 	return ref, mag, magExact
 }
 
-// TestMatMulTAMX holds the AMX path (4-bit and bf16 weights, prompt-sized
+// TestMatMulTAMX holds the AMX path (4-bit, K-quant and bf16 weights, prompt-sized
 // A) to the float64 product of the bfloat16-rounded operands within the
 // float32 summation bound, checks it against the exact product within the
 // rounding bound of the doc comment, and checks strides, guard bands,
@@ -56,10 +56,13 @@ func TestMatMulTAMX(t *testing.T) {
 	r := wRand(t)
 	type shape struct{ m, n, k int }
 	shapes := []shape{{17, 32, 64}, {33, 45, 100}, {70, 67, 530}, {40, 150, 1100}, {32, 64, 32}}
-	for _, kind := range []string{"nf4", "fp4", "nf4-dq", "bf16"} {
+	for _, kind := range []string{"nf4", "fp4", "nf4-dq", "bf16", "q4_k", "q5_k", "q6_k"} {
 		for _, s := range shapes {
 			if kind != "bf16" && s.k*s.n%2 != 0 {
 				continue
+			}
+			if kquantKind(kind) {
+				s.k = 256 * (1 + s.k/400) // whole super-blocks
 			}
 			c := newWCase(t, r, kind, s.n, s.k, false)
 			lda, ldc := s.k+r.IntN(3), s.n+r.IntN(3)

@@ -86,8 +86,8 @@ type generateResult struct {
 
 func runGenerate(ctx context.Context, opts *GenerateOptions) error {
 	// Q4_0/Q8_0 weights multiply int8-rounded activations, as llama.cpp
-	// does (kernels.SetInt8Dot), and the prompt's products against 4-bit
-	// and bf16 weights run on AMX tiles in bfloat16 where the CPU has them
+	// does (kernels.SetInt8Dot), and the prompt's products against 4-bit,
+	// K-quant and bf16 weights run on AMX tiles in bfloat16 where the CPU has them
 	// (kernels.SetAMX); eval keeps float32 activations.
 	defer kernels.SetInt8Dot(true)()
 	defer kernels.SetAMX(true)()
