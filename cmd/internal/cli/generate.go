@@ -25,6 +25,7 @@ type GenerateOptions struct {
 	TopP     float64
 	Seed     uint64
 	Threads  int
+	Batch    int // prompt tokens per forward pass
 	// CPUProfile, when set, is a file that receives a pprof CPU profile of
 	// the prompt and generation (hidden flag --cpuprofile, for benchmarks).
 	CPUProfile string
@@ -50,6 +51,9 @@ prints the prompt and generated ids, the text and the timing instead.`,
 			if opts.N < 0 || opts.Temp < 0 || opts.TopK < 0 || opts.TopP < 0 || opts.TopP > 1 {
 				return flagErrorf("-n, --temp and --top-k must not be negative, --top-p must be in [0, 1]")
 			}
+			if opts.Batch < 1 {
+				return flagErrorf("--batch must be at least 1")
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -65,6 +69,7 @@ prints the prompt and generated ids, the text and the timing instead.`,
 	cmd.Flags().Float64Var(&opts.TopP, "top-p", 0.95, "sample within this cumulative probability (1: all)")
 	cmd.Flags().Uint64Var(&opts.Seed, "seed", 0, "random seed for sampling")
 	cmd.Flags().IntVarP(&opts.Threads, "threads", "t", 0, "threads (default: all cores)")
+	cmd.Flags().IntVarP(&opts.Batch, "batch", "b", 512, "prompt tokens evaluated per forward pass (bounds the memory of long prompts)")
 	cmd.Flags().StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the prompt and generation to this file")
 	_ = cmd.Flags().MarkHidden("cpuprofile")
 	return cmd
@@ -118,9 +123,17 @@ func runGenerate(ctx context.Context, opts *GenerateOptions) error {
 		defer stop()
 	}
 	t0 := time.Now()
-	logits, err := st.Forward(prompt, false)
-	if err != nil {
-		return err
+	// The prompt in batches: the activations (and the kernels' packed
+	// copies of them) then grow with --batch, not with the prompt, while
+	// the KV cache carries the earlier batches.
+	var logits []float32
+	for i := 0; i < len(prompt); i += opts.Batch {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if logits, err = st.Forward(prompt[i:min(len(prompt), i+opts.Batch)], false); err != nil {
+			return err
+		}
 	}
 	res.PromptSeconds = time.Since(t0).Seconds()
 	t1 := time.Now()

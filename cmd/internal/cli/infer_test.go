@@ -12,10 +12,15 @@ var (
 	storiesText = filepath.Join("..", "..", "..", "llama", "testdata", "tinystories-head-24k.txt")
 )
 
+// TestGenerateGreedyJSON: llama.cpp's greedy ids on stories260K, from the
+// GGUF and the HF folder, with the prompt in one forward pass and in
+// batches of 1 and 3 tokens (--batch; the KV cache carries the rest).
 func TestGenerateGreedyJSON(t *testing.T) {
 	want := []int32{432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337}
-	for _, model := range []string{stories, storiesHF} {
-		code, out, errOut := run(t, "generate", "--model", model, "--prompt", "Once upon a time", "-n", "16", "--json")
+	type tc struct{ model, batch string }
+	for _, c := range []tc{{stories, "512"}, {storiesHF, "512"}, {stories, "1"}, {storiesHF, "3"}} {
+		model := c.model
+		code, out, errOut := run(t, "generate", "--model", model, "--prompt", "Once upon a time", "-n", "16", "--json", "--batch", c.batch)
 		if code != ExitOK {
 			t.Fatalf("%s: exit %d: %s", model, code, errOut)
 		}
@@ -34,11 +39,14 @@ func TestGenerateGreedyJSON(t *testing.T) {
 		}
 		json.Unmarshal([]byte(out), &got)
 		if !reflect.DeepEqual(got.IDs, want) {
-			t.Errorf("%s: ids %v, want %v", model, got.IDs, want)
+			t.Errorf("%s --batch %s: ids %v, want %v", model, c.batch, got.IDs, want)
 		}
 		if got.Text != ", there was a little girl named Lily. She loved to play" {
-			t.Errorf("%s: text %q", model, got.Text)
+			t.Errorf("%s --batch %s: text %q", model, c.batch, got.Text)
 		}
+	}
+	if code, _, _ := run(t, "generate", "--model", stories, "--prompt", "x", "--batch", "0"); code != ExitUsage {
+		t.Errorf("--batch 0: exit %d, want %d", code, ExitUsage)
 	}
 }
 
