@@ -113,8 +113,9 @@ func TestMatMulTAMX(t *testing.T) {
 	}
 }
 
-// TestMatMulTAMXOff checks that the switch is off by default and that
-// with it off the 4-bit product keeps the float32 path's bound.
+// TestMatMulTAMXOff checks that the switch is off by default (with it off,
+// TestMatMulTWeights holds the 4-bit and bf16 products to the float32
+// path's bound).
 func TestMatMulTAMXOff(t *testing.T) {
 	if kernels.AMX() {
 		t.Fatal("the AMX path is on by default")

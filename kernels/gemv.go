@@ -196,40 +196,23 @@ func (j *gemvJob) group() *sync.WaitGroup { return &j.wg }
 
 // work takes items until none are left.
 func (j *gemvJob) work() {
-	if j.q != nil {
-		for {
-			it := int(j.next.Add(1) - 1)
-			if it >= j.items {
-				return
-			}
-			r0 := it * j.rows
-			j.rangeRowsQ(r0, min(j.n, r0+j.rows))
-		}
-	}
 	bp := gemvPool.Get().(*[gemvRB * gemvKC]float32)
-	if j.fd != nil {
-		// The pooled buffer holds the kernels' outputs: an array on the
-		// stack would escape through the interface call.
-		for {
-			it := int(j.next.Add(1) - 1)
-			if it >= j.items {
-				break
-			}
-			r0 := it * j.rows
-			j.rangeRowsFused(bp[:qChunk], r0, min(j.n, r0+j.rows))
-		}
-		gemvPool.Put(bp)
-		return
-	}
+	defer gemvPool.Put(bp)
 	for {
 		it := int(j.next.Add(1) - 1)
 		if it >= j.items {
-			break
+			return
 		}
 		r0 := it * j.rows
-		j.rangeRows(bp[:], r0, min(j.n, r0+j.rows))
+		r1 := min(j.n, r0+j.rows)
+		if j.q != nil || j.fd != nil {
+			// The pooled buffer holds the fused kernels' outputs: an
+			// array on the stack would escape through the interface call.
+			j.rangeRowsFused(bp[:qChunk], r0, r1)
+		} else {
+			j.rangeRows(bp[:], r0, r1)
+		}
 	}
-	gemvPool.Put(bp)
 }
 
 // rangeRows computes the columns [r0, r1) of C, gemvRB rows of B at a time.
@@ -265,9 +248,10 @@ func (j *gemvJob) rangeRows(buf []float32, r0, r1 int) {
 	}
 }
 
-// rangeRowsFused computes the columns [r0, r1) of C with j.fd's fused
-// kernels, qChunk rows of B per call with one row of A, else gemvRB rows
-// (kept in L1) against every row of A; out holds qChunk outputs.
+// rangeRowsFused computes the columns [r0, r1) of C on a fused path (the
+// Q8_0/Q4_0 kernels, or j.fd's): qChunk rows of B per call with one row of
+// A, else gemvRB rows (kept in L1) against every row of A; out holds
+// qChunk outputs.
 func (j *gemvJob) rangeRowsFused(out []float32, r0, r1 int) {
 	step := gemvRB
 	if j.m == 1 {
@@ -277,8 +261,12 @@ func (j *gemvJob) rangeRowsFused(out []float32, r0, r1 int) {
 		nr := min(step, r1-r)
 		for i := range j.m {
 			o := out[:nr]
-			clear(o)
-			j.fd.fusedDot(o, r, j.a[i*j.lda:i*j.lda+j.k], j.lvl)
+			if j.q != nil {
+				j.dotRowsQ(o, r, i)
+			} else {
+				clear(o)
+				j.fd.fusedDot(o, r, j.a[i*j.lda:i*j.lda+j.k], j.lvl)
+			}
 			cr := j.c[i*j.ldc+r : i*j.ldc+r+nr]
 			if j.acc {
 				for t := range cr {

@@ -274,39 +274,19 @@ func q8BlockInt8(blk []byte, a *q8Act, b int) float32 {
 	return float32(s) * (ggmlScale(codes[:]) * a.da[b])
 }
 
-// rangeRowsQ computes the columns [r0, r1) of C on the fused Q8_0/Q4_0
-// path. With one row of A the kernels stream qChunk rows of B per call;
-// with more, gemvRB rows of B at a time (kept in L1) meet every row of A.
-func (j *gemvJob) rangeRowsQ(r0, r1 int) {
+// dotRowsQ computes out[t] = B[r+t]·A[i] for t < len(out) on the fused
+// Q8_0/Q4_0 path (out is cleared first).
+func (j *gemvJob) dotRowsQ(out []float32, r, i int) {
 	g := j.q
-	var out [qChunk]float32
-	step := gemvRB
-	if j.m == 1 {
-		step = qChunk
-	}
-	for r := r0; r < r1; r += step {
-		nr := min(step, r1-r)
-		w := g.data[r*g.rowBytes : (r+nr)*g.rowBytes]
-		for i := range j.m {
-			o := out[:nr]
-			clear(o)
-			switch {
-			case j.acts != nil && j.q8:
-				q8DotRowsInt8(o, w, g.rowBytes, &j.acts[i], j.lvl)
-			case j.acts != nil:
-				q4DotRows(o, w, g.rowBytes, &j.acts[i], j.lvl)
-			default:
-				qDotRows(o, w, g.rowBytes, j.a[i*j.lda:i*j.lda+j.k], j.q8, j.lvl)
-			}
-			cr := j.c[i*j.ldc+r : i*j.ldc+r+nr]
-			if j.acc {
-				for t := range cr {
-					cr[t] += o[t]
-				}
-			} else {
-				copy(cr, o)
-			}
-		}
+	w := g.data[r*g.rowBytes : (r+len(out))*g.rowBytes]
+	clear(out)
+	switch {
+	case j.acts != nil && j.q8:
+		q8DotRowsInt8(out, w, g.rowBytes, &j.acts[i], j.lvl)
+	case j.acts != nil:
+		q4DotRows(out, w, g.rowBytes, &j.acts[i], j.lvl)
+	default:
+		qDotRows(out, w, g.rowBytes, j.a[i*j.lda:i*j.lda+j.k], j.q8, j.lvl)
 	}
 }
 
